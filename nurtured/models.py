@@ -1,0 +1,180 @@
+"""Tortoise models and the str enums of their states.
+
+The no-repeat guarantee lives in ``Delivery``: UNIQUE (lead, content_id), claimed before
+the SMTP transaction. ``Enrollment.active_lead`` is a nullable UNIQUE copy of the lead id
+that is set only while the enrollment is active or paused, so one lead can have at most
+one current stream on every backend (NULLs never collide).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from tortoise import fields
+from tortoise.models import Model
+
+
+class LeadStatus(StrEnum):
+    ACTIVE = "active"  # being nurtured (or waiting to be)
+    REPLIED = "replied"  # a human answered: the stream stopped, sales has it
+    SALES = "sales"  # handed to sales
+    UNSUBSCRIBED = "unsubscribed"  # opted out: never mailed again
+    BOUNCED = "bounced"  # the address is dead: never mailed again
+
+
+MAILABLE = (LeadStatus.ACTIVE,)
+
+
+class EnrollmentState(StrEnum):
+    ACTIVE = "active"  # next_due_at is when its next step is due
+    PAUSED = "paused"  # next_due_at is when it resumes
+    HELD = "held"  # exhausted with on_exhausted = "hold": waits for new steps
+    ENDED = "ended"  # left the stream (moved, ended, exhausted, stopped)
+
+
+CURRENT = (EnrollmentState.ACTIVE, EnrollmentState.PAUSED, EnrollmentState.HELD)
+
+
+class DeliveryStatus(StrEnum):
+    SENDING = "sending"  # claimed; the transaction is (or was) under way
+    SENT = "sent"  # the server took it
+    DEFERRED = "deferred"  # 4xx: will be retried at retry_at with the same Message-ID
+    FAILED = "failed"  # 5xx or out of retries: never retried
+    UNKNOWN = "unknown"  # cut off mid-transaction: maybe delivered, never resent blindly
+
+
+class EventKind(StrEnum):
+    ENROLLED = "enrolled"
+    MOVED = "moved"
+    PAUSED = "paused"
+    RESUMED = "resumed"
+    EXHAUSTED = "exhausted"
+    ENDED = "ended"
+    SEND_FAILED = "send_failed"
+    SEND_UNKNOWN = "send_unknown"
+    BOUNCE = "bounce"
+    CLICK = "click"
+    OPEN = "open"
+    REPLY = "reply"
+    AUTO_REPLY = "auto_reply"
+    UNSUBSCRIBE = "unsubscribe"
+
+
+class Company(Model):
+    id = fields.IntField(primary_key=True)
+    name = fields.CharField(max_length=200, unique=True)
+    domain = fields.CharField(max_length=253, null=True)
+    size = fields.CharField(max_length=50, null=True)
+    industry = fields.CharField(max_length=100, null=True)
+    created_at = fields.DatetimeField()
+
+    class Meta:
+        table = "company"
+
+
+class Lead(Model):
+    id = fields.IntField(primary_key=True)
+    # Stored lower-cased and trimmed: the unique key, case-insensitively.
+    email = fields.CharField(max_length=254, unique=True)
+    first_name = fields.CharField(max_length=100, default="")
+    last_name = fields.CharField(max_length=100, default="")
+    title = fields.CharField(max_length=200, default="")
+    company: fields.ForeignKeyNullableRelation[Company] = fields.ForeignKeyField(
+        "models.Company", related_name="leads", null=True, on_delete=fields.SET_NULL
+    )
+    source = fields.CharField(max_length=100, default="")
+    interests: fields.JSONField[list[str]] = fields.JSONField(default=list)
+    timezone = fields.CharField(max_length=64, default="")
+    extra: fields.JSONField[dict[str, Any]] = fields.JSONField(default=dict)
+    status = fields.CharEnumField(LeadStatus, max_length=20, default=LeadStatus.ACTIVE)
+    score = fields.IntField(default=0)
+    created_at = fields.DatetimeField()
+    updated_at = fields.DatetimeField()
+
+    class Meta:
+        table = "lead"
+
+
+class Enrollment(Model):
+    id = fields.IntField(primary_key=True)
+    lead: fields.ForeignKeyRelation[Lead] = fields.ForeignKeyField(
+        "models.Lead", related_name="enrollments", on_delete=fields.CASCADE, db_index=True
+    )
+    lead_id: int
+    active_lead = fields.IntField(null=True, unique=True)
+    stream_id = fields.CharField(max_length=100)
+    state = fields.CharEnumField(EnrollmentState, max_length=10, default=EnrollmentState.ACTIVE)
+    position = fields.IntField(default=0)  # index of the next step to consider
+    next_due_at = fields.DatetimeField(null=True)
+    lease = fields.CharField(max_length=32, null=True)  # who is working on it now
+    content_version = fields.CharField(max_length=32, default="")  # for "hold" wake-ups
+    entered_at = fields.DatetimeField()
+    left_at = fields.DatetimeField(null=True)
+    reason = fields.CharField(max_length=200, default="")
+
+    class Meta:
+        table = "enrollment"
+        indexes = (("state", "next_due_at"),)
+
+
+class Delivery(Model):
+    id = fields.IntField(primary_key=True)
+    lead: fields.ForeignKeyRelation[Lead] = fields.ForeignKeyField(
+        "models.Lead", related_name="deliveries", on_delete=fields.CASCADE
+    )
+    lead_id: int
+    content_id = fields.CharField(max_length=100)
+    stream_id = fields.CharField(max_length=100)
+    step_index = fields.IntField()
+    token = fields.CharField(max_length=32, unique=True)  # in Message-ID, links, Reply-To
+    message_id = fields.CharField(max_length=300, unique=True)
+    subject = fields.CharField(max_length=500, default="")
+    status = fields.CharEnumField(DeliveryStatus, max_length=10, default=DeliveryStatus.SENDING)
+    attempts = fields.IntField(default=0)
+    claimed_at = fields.DatetimeField()
+    sent_at = fields.DatetimeField(null=True)
+    retry_at = fields.DatetimeField(null=True)
+    error = fields.TextField(default="")
+
+    class Meta:
+        table = "delivery"
+        unique_together = (("lead", "content_id"),)
+        indexes = (("status", "retry_at"),)
+
+
+class Link(Model):
+    """A tracked link as rendered into one delivery: the only URLs a click may redirect to."""
+
+    id = fields.IntField(primary_key=True)
+    delivery: fields.ForeignKeyRelation[Delivery] = fields.ForeignKeyField(
+        "models.Delivery", related_name="links", on_delete=fields.CASCADE
+    )
+    delivery_id: int
+    index = fields.IntField()
+    url = fields.TextField()
+    tag = fields.CharField(max_length=100, null=True)
+
+    class Meta:
+        table = "link"
+        unique_together = (("delivery", "index"),)
+
+
+class Event(Model):
+    id = fields.IntField(primary_key=True)
+    lead: fields.ForeignKeyRelation[Lead] = fields.ForeignKeyField(
+        "models.Lead", related_name="events", on_delete=fields.CASCADE
+    )
+    lead_id: int
+    delivery: fields.ForeignKeyNullableRelation[Delivery] = fields.ForeignKeyField(
+        "models.Delivery", related_name="events", null=True, on_delete=fields.SET_NULL
+    )
+    delivery_id: int | None
+    kind = fields.CharEnumField(EventKind, max_length=20)
+    stream_id = fields.CharField(max_length=100, default="")
+    data: fields.JSONField[dict[str, Any]] = fields.JSONField(default=dict)
+    occurred_at = fields.DatetimeField()
+
+    class Meta:
+        table = "event"
+        indexes = (("lead_id", "occurred_at"),)
