@@ -1,0 +1,257 @@
+"""Standards-true outgoing email messages, built from plain values.
+
+Pure: no network, no clock (the Date is passed in). Every value that ends up in a
+header is cleaned first, so untrusted lead data (names, subjects) can never add a
+header line; addresses that are not exactly one plain addr-spec are refused.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from email import policy
+from email.errors import HeaderParseError
+from email.header import Header
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.policy import Policy
+from email.utils import format_datetime, formataddr
+
+__all__ = [
+    "RESERVED_HEADERS",
+    "build_message",
+    "check_addr_spec",
+    "clean_header_value",
+    "domain_of",
+    "make_message_id",
+]
+
+# Categories that can end or corrupt a header line: controls (CR, LF, NUL, TAB, C1
+# such as NEL), surrogates, and the Unicode line/paragraph separators.
+_UNSAFE_CATEGORIES = frozenset({"Cc", "Cs", "Zl", "Zp"})
+
+# RFC 5322 dot-atom text: what a Message-ID's left and right halves may hold here.
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+"
+_MESSAGE_ID = re.compile(rf"<{_ATOM}@{_ATOM}>")
+_FIELD_NAME = re.compile(r"[!-9;-~]+")  # RFC 5322 ftext
+_URL_UNSAFE = re.compile(r"[\s<>,\"\x00-\x1f\x7f]")
+_MAX_LINE = 998  # RFC 5322 section 2.1.1
+_FOLD_AT = 78
+
+# Headers build_message sets itself; extra_headers may not override them.
+RESERVED_HEADERS = frozenset(
+    h.lower()
+    for h in (
+        "From",
+        "To",
+        "Cc",
+        "Bcc",
+        "Subject",
+        "Date",
+        "Message-ID",
+        "Reply-To",
+        "Sender",
+        "MIME-Version",
+        "Content-Type",
+        "Content-Transfer-Encoding",
+        "Content-Disposition",
+        "List-Unsubscribe",
+        "List-Unsubscribe-Post",
+    )
+)
+
+
+def clean_header_value(s: str) -> str:
+    """Return ``s`` safe for a header: control characters become spaces, runs of
+    whitespace collapse to one space, and the ends are trimmed.
+
+    Collapsing is deliberate: header folding and unfolding do not preserve runs of
+    whitespace anyway, and a value then reads back exactly as it was written.
+    """
+    replaced = "".join(" " if unicodedata.category(c) in _UNSAFE_CATEGORIES else c for c in s)
+    return " ".join(replaced.split())
+
+
+def check_addr_spec(addr: str) -> str:
+    """Return ``addr`` if it is exactly one ASCII addr-spec (``local@domain``), else
+    raise ValueError. Control characters are refused, never cleaned: a mangled
+    address is a different address.
+    """
+    if any(unicodedata.category(c) in _UNSAFE_CATEGORIES for c in addr):
+        raise ValueError(f"address contains control characters: {addr!r}")
+    if not addr.isascii():
+        # SMTPUTF8 is not supported end to end (headers are RFC 2047, 7-bit).
+        raise ValueError(f"address is not ASCII: {addr!r}")
+    try:
+        parsed = Address(addr_spec=addr)
+    except (HeaderParseError, ValueError, IndexError) as exc:
+        raise ValueError(f"not a single email address: {addr!r}") from exc
+    if not parsed.username or not parsed.domain or parsed.addr_spec != addr:
+        raise ValueError(f"not a single email address: {addr!r}")
+    return addr
+
+
+def domain_of(addr: str) -> str:
+    """The domain of an addr-spec, lower-cased: ``domain_of("a@Example.COM")`` is
+    ``"example.com"``."""
+    return Address(addr_spec=check_addr_spec(addr)).domain.lower()
+
+
+def make_message_id(token: str, domain: str) -> str:
+    """``<token@domain>``; raises ValueError if either half is not plain dot-atom text."""
+    message_id = f"<{token}@{domain}>"
+    if not _MESSAGE_ID.fullmatch(message_id):
+        raise ValueError(f"not a valid Message-ID: {message_id!r}")
+    return message_id
+
+
+class _Prefolded(str):
+    """A header we fold ourselves instead of leaving it to ``policy.SMTP``'s folder.
+
+    That folder (3.11) drops the space between two encoded-words it puts side by side
+    (a subject "ab ¡" can arrive as "ab¡"), and RFC 2047-encodes any word too long for
+    a line, which turns a long List-Unsubscribe URL into ``=?utf-8?q?=3Chttps...`` that
+    no mailbox provider reads. EmailMessage stores an object with ``name`` and
+    ``fold`` as is; reading the header back gives the plain value.
+    """
+
+    name: str
+    _fold_value: Callable[[str], str]  # linesep -> the folded value
+
+    def __new__(cls, name: str, value: str, fold_value: Callable[[str], str]) -> _Prefolded:
+        header = super().__new__(cls, value)
+        header.name = name
+        header._fold_value = fold_value
+        header.fold(policy=policy.SMTP)  # refuse an unsendable header now, not at send time
+        return header
+
+    def fold(self, *, policy: Policy) -> str:
+        lines = f"{self.name}: {self._fold_value(policy.linesep)}"
+        if any(len(line) > _MAX_LINE for line in lines.split(policy.linesep)):
+            raise ValueError(f"{self.name} is too long for a header line")
+        return lines + policy.linesep
+
+
+def _needs_encoding(value: str) -> bool:
+    # "=?" in plain text would be decoded by readers as if we had encoded it.
+    return not value.isascii() or "=?" in value
+
+
+def _text_header(name: str, value: str) -> _Prefolded:
+    """An unstructured header (Subject, X-...): cleaned, and if not plain ASCII, encoded
+    whole as UTF-8 encoded-words so no whitespace is lost between them."""
+    value = clean_header_value(value)
+    charset = "utf-8" if _needs_encoding(value) else "us-ascii"
+
+    def fold_value(linesep: str) -> str:
+        return Header(value, charset, header_name=name).encode(linesep=linesep)
+
+    return _Prefolded(name, value, fold_value)
+
+
+def _address_header(field: str, name: str, addr: str) -> _Prefolded:
+    check_addr_spec(addr)
+    name = clean_header_value(name)
+    shown = str(Address(display_name=name, addr_spec=addr))
+
+    def fold_value(linesep: str) -> str:
+        if not name:
+            return addr
+        if not _needs_encoding(name):
+            return formataddr((name, addr))  # quotes commas, quotes, dots as needed
+        encoded = Header(name, "utf-8", header_name=field).encode(linesep=linesep)
+        return f"{encoded}{linesep} <{addr}>"
+
+    return _Prefolded(field, shown, fold_value)
+
+
+def _list_header(name: str, items: list[str]) -> _Prefolded:
+    """``<a>, <b>`` kept verbatim, folded only after the commas."""
+    value = ", ".join(items)
+
+    def fold_value(linesep: str) -> str:
+        if len(name) + 2 + len(value) <= _FOLD_AT:
+            return value
+        return f",{linesep} ".join(items)
+
+    return _Prefolded(name, value, fold_value)
+
+
+def _https_url(url: str) -> str:
+    if _URL_UNSAFE.search(url) or not re.match(r"https?://[^/?#]+", url, re.IGNORECASE):
+        raise ValueError(f"unsubscribe URL must be an http(s) URL without spaces: {url!r}")
+    return url
+
+
+def _mailto(target: str) -> str:
+    uri = target if target.lower().startswith("mailto:") else f"mailto:{target}"
+    addr = uri[len("mailto:") :].split("?", 1)[0]
+    if _URL_UNSAFE.search(uri):
+        raise ValueError(f"unsubscribe mailto has unsafe characters: {target!r}")
+    check_addr_spec(addr)
+    return uri
+
+
+def build_message(
+    *,
+    subject: str,
+    text: str,
+    html: str | None,
+    from_name: str,
+    from_addr: str,
+    to_name: str,
+    to_addr: str,
+    reply_to: str | None,
+    message_id: str,
+    date: datetime,
+    unsubscribe_url: str | None,
+    unsubscribe_mailto: str | None,
+    extra_headers: Mapping[str, str] | None = None,
+) -> EmailMessage:
+    """Build one outgoing message (``policy.SMTP``: CRLF, 7-bit clean).
+
+    The body is text/plain, or multipart/alternative (text/plain then text/html)
+    when ``html`` is given; both parts are UTF-8, quoted-printable, so the bytes
+    are ASCII and need no 8BITMIME. Raises ValueError for an unusable address,
+    Message-ID, naive date, unsubscribe target or extra header name.
+    """
+    if date.tzinfo is None or date.utcoffset() is None:
+        raise ValueError("date must be timezone-aware")
+    if not _MESSAGE_ID.fullmatch(message_id):
+        raise ValueError(f"not a valid Message-ID: {message_id!r}")
+
+    msg = EmailMessage(policy=policy.SMTP)
+    msg["From"] = _address_header("From", from_name, from_addr)
+    msg["To"] = _address_header("To", to_name, to_addr)
+    if reply_to is not None:
+        msg["Reply-To"] = _address_header("Reply-To", "", reply_to)
+    msg["Subject"] = _text_header("Subject", subject)
+    msg["Date"] = format_datetime(date)
+    msg["Message-ID"] = message_id
+
+    targets = []
+    if unsubscribe_url is not None:
+        targets.append(f"<{_https_url(unsubscribe_url)}>")
+    if unsubscribe_mailto is not None:
+        targets.append(f"<{_mailto(unsubscribe_mailto)}>")
+    if targets:
+        msg["List-Unsubscribe"] = _list_header("List-Unsubscribe", targets)
+    if unsubscribe_url is not None:  # RFC 8058 one-click needs an https POST target
+        msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+
+    for name, value in (extra_headers or {}).items():
+        if not _FIELD_NAME.fullmatch(name):
+            raise ValueError(f"not a valid header name: {name!r}")
+        if name.lower() in RESERVED_HEADERS:
+            raise ValueError(f"header {name!r} is set by build_message itself")
+        msg[name] = _text_header(name, value)
+
+    msg["MIME-Version"] = "1.0"
+    msg.set_content(text, subtype="plain", charset="utf-8", cte="quoted-printable")
+    if html is not None:
+        msg.add_alternative(html, subtype="html", charset="utf-8", cte="quoted-printable")
+        for part in msg.iter_parts():
+            del part["MIME-Version"]  # set_content adds it to the new part; only the top needs it
+    return msg

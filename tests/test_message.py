@@ -1,0 +1,232 @@
+"""nurtured.message: standards-true messages that untrusted values cannot bend."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+from datetime import datetime, timedelta, timezone
+from email.header import decode_header, make_header
+from email.message import EmailMessage
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from nurtured.message import (
+    build_message,
+    check_addr_spec,
+    clean_header_value,
+    domain_of,
+    make_message_id,
+)
+
+DATE = datetime(2026, 3, 4, 5, 6, 7, tzinfo=timezone(timedelta(hours=1)))
+BASE_HEADERS = [
+    *("From", "To", "Subject", "Date", "Message-ID"),
+    *("MIME-Version", "Content-Type", "Content-Transfer-Encoding"),
+]
+
+
+def make(**overrides: Any) -> EmailMessage:
+    values: dict[str, Any] = {
+        "subject": "Your white paper",
+        "text": "Hello Ana,\nhere it is.\n",
+        "html": None,
+        "from_name": "Acme Marketing",
+        "from_addr": "news@acme.example",
+        "to_name": "Ana Lima",
+        "to_addr": "ana@lead.example",
+        "reply_to": None,
+        "message_id": "<tok123@acme.example>",
+        "date": DATE,
+        "unsubscribe_url": None,
+        "unsubscribe_mailto": None,
+    }
+    values.update(overrides)
+    return build_message(**values)
+
+
+def parse(msg: EmailMessage) -> EmailMessage:
+    parsed = email.message_from_bytes(bytes(msg), policy=email.policy.default)
+    assert isinstance(parsed, EmailMessage)
+    return parsed
+
+
+def test_headers_are_set_as_given() -> None:
+    """Message-ID, Date, From, To, Reply-To, List-Unsubscribe(-Post) read back as set."""
+    msg = parse(
+        make(
+            reply_to="sales@acme.example",
+            unsubscribe_url="https://t.acme.example/u/abc",
+            unsubscribe_mailto="unsubscribe@acme.example",
+        )
+    )
+    assert msg["Message-ID"] == "<tok123@acme.example>"
+    assert msg["Date"].datetime == DATE
+    assert msg["Date"] == "Wed, 04 Mar 2026 05:06:07 +0100"
+    assert msg["From"] == "Acme Marketing <news@acme.example>"
+    assert msg["To"].addresses[0].addr_spec == "ana@lead.example"
+    assert msg["Reply-To"] == "sales@acme.example"
+    assert msg["Subject"] == "Your white paper"
+    assert msg["MIME-Version"] == "1.0"
+    assert msg["List-Unsubscribe"] == (
+        "<https://t.acme.example/u/abc>, <mailto:unsubscribe@acme.example>"
+    )
+    assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+
+
+def test_text_only_is_a_single_utf8_part() -> None:
+    """Without html the message is one text/plain UTF-8 part."""
+    msg = parse(make(text="Grüße, Ana\n"))
+    assert msg.get_content_type() == "text/plain"
+    assert msg.get_content_charset() == "utf-8"
+    assert msg.get_content().replace("\r\n", "\n") == "Grüße, Ana\n"
+
+
+def test_html_makes_multipart_alternative_text_first() -> None:
+    """With html: multipart/alternative, text/plain first, text/html second, both UTF-8."""
+    msg = parse(make(text="Olá\n", html="<p>Olá</p>\n"))
+    assert msg.get_content_type() == "multipart/alternative"
+    parts = list(msg.iter_parts())
+    assert [p.get_content_type() for p in parts] == ["text/plain", "text/html"]
+    assert [p.get_content_charset() for p in parts] == ["utf-8", "utf-8"]
+    assert [p.get_content().replace("\r\n", "\n") for p in parts] == ["Olá\n", "<p>Olá</p>\n"]
+    assert all("MIME-Version" not in p for p in parts)
+
+
+def test_wire_bytes_are_ascii_with_crlf() -> None:
+    """The serialized message is 7-bit with CRLF line ends, so it needs no 8BITMIME."""
+    data = bytes(make(subject="Ünïcode", to_name="Zoë", text="ção\n", html="<b>ção</b>"))
+    assert data.isascii()
+    assert b"\n" not in data.replace(b"\r\n", b"")
+
+
+def test_awkward_display_names_round_trip() -> None:
+    """Names with commas, quotes and non-ASCII are encoded so they read back unchanged."""
+    name = 'Doe, "JD" Jöhn'
+    msg = parse(make(to_name=name, from_name="Ünited, Inc."))
+    assert msg["To"].addresses[0].display_name == name
+    assert msg["To"].addresses[0].addr_spec == "ana@lead.example"
+    assert msg["From"].addresses[0].display_name == "Ünited, Inc."
+
+
+@pytest.mark.parametrize("field", ["to_name", "from_name", "subject"])
+def test_header_injection_adds_no_header(field: str) -> None:
+    """A CRLF in a name or subject cannot start a header: no Bcc appears."""
+    msg = parse(make(**{field: "Eve\r\nBcc: x@evil.example"}))
+    assert "Bcc" not in msg
+    assert sorted(msg.keys()) == sorted(BASE_HEADERS)
+    assert [a.addr_spec for a in msg["To"].addresses] == ["ana@lead.example"]
+
+
+def test_header_injection_in_extra_headers_is_neutralised() -> None:
+    """Extra header values are cleaned too; bad names and reserved names are refused."""
+    msg = parse(make(extra_headers={"X-Campaign": "q1\nBcc: x@evil.example"}))
+    assert msg["X-Campaign"] == "q1 Bcc: x@evil.example"
+    assert "Bcc" not in msg
+    with pytest.raises(ValueError, match="header name"):
+        make(extra_headers={"X-A\r\nBcc": "x"})
+    with pytest.raises(ValueError, match="set by build_message"):
+        make(extra_headers={"bcc": "x@evil.example"})
+
+
+@pytest.mark.parametrize(
+    "addr",
+    [
+        "ana@lead.example\r\nBcc: x@evil.example",
+        "ana@lead.example, x@evil.example",
+        "Ana <ana@lead.example>",
+        "ana@lead.example\x00",
+        "no-at-sign",
+        "@lead.example",
+        "ana@",
+        "anä@lead.example",
+        "",
+    ],
+)
+def test_bad_addresses_are_refused(addr: str) -> None:
+    """An address that is not exactly one plain addr-spec raises ValueError, never cleaned."""
+    with pytest.raises(ValueError, match="address"):
+        make(to_addr=addr)
+    with pytest.raises(ValueError, match="address"):
+        make(reply_to=addr)
+
+
+def test_unsubscribe_mailto_alone_has_no_one_click_post() -> None:
+    """List-Unsubscribe-Post is only added when there is an http(s) URL to POST to."""
+    msg = parse(make(unsubscribe_mailto="mailto:u@acme.example?subject=unsubscribe"))
+    assert msg["List-Unsubscribe"] == "<mailto:u@acme.example?subject=unsubscribe>"
+    assert "List-Unsubscribe-Post" not in msg
+    assert "List-Unsubscribe" not in parse(make())
+
+
+def test_long_unsubscribe_url_is_never_encoded_or_split() -> None:
+    """A long signed URL stays verbatim (no RFC 2047 =?utf-8?...), folded only at commas."""
+    url = "https://t.acme.example/u/" + "A1b2" * 50
+    raw = bytes(make(unsubscribe_url=url, unsubscribe_mailto="u@acme.example"))
+    assert b"=?" not in raw.split(b"\r\n\r\n", 1)[0].split(b"List-Unsubscribe:")[1]
+    assert parse(make(unsubscribe_url=url))["List-Unsubscribe"] == f"<{url}>"
+
+
+@pytest.mark.parametrize(
+    "url", ["ftp://x.example/u", "javascript:alert(1)", "https://x.example/a b", "https://x/a>"]
+)
+def test_unsubscribe_url_must_be_plain_http(url: str) -> None:
+    """Only http(s) URLs without spaces or angle brackets become unsubscribe targets."""
+    with pytest.raises(ValueError, match="URL"):
+        make(unsubscribe_url=url)
+
+
+def test_naive_date_and_bad_message_id_are_refused() -> None:
+    """A date without a time zone, or a Message-ID not of the form <x@y>, raises ValueError."""
+    with pytest.raises(ValueError, match="timezone"):
+        make(date=datetime(2026, 1, 1))
+    for bad in ["tok@acme.example", "<tok@acme.example>\r\nBcc: x@y", "<a b@c>", "<@c>"]:
+        with pytest.raises(ValueError, match="Message-ID"):
+            make(message_id=bad)
+
+
+def test_make_message_id_and_domain_of() -> None:
+    """make_message_id wraps token@domain in angle brackets; domain_of lower-cases."""
+    assert make_message_id("d41.x-9", "mail.acme.example") == "<d41.x-9@mail.acme.example>"
+    with pytest.raises(ValueError, match="Message-ID"):
+        make_message_id("a>b", "acme.example")
+    assert domain_of("Ana@Lead.EXAMPLE") == "lead.example"
+    assert check_addr_spec('"a b"@lead.example') == '"a b"@lead.example'
+
+
+def test_clean_header_value() -> None:
+    """Controls, line separators and whitespace runs become single spaces; ends trimmed."""
+    assert clean_header_value(" a\r\nb\x00c\td\u2028e\x85f   g ") == "a b c d e f g"
+    assert clean_header_value('Zoë, "Z"') == 'Zoë, "Z"'
+
+
+@given(name=st.text(max_size=80), subject=st.text(max_size=200))
+def test_arbitrary_names_and_subjects_cannot_add_headers(name: str, subject: str) -> None:
+    """For any text as names and subject, the bytes parse back with exactly our headers."""
+    msg = parse(make(to_name=name, from_name=name, subject=subject))
+    assert sorted(msg.keys()) == sorted(BASE_HEADERS)
+    assert not msg.defects
+    assert [a.addr_spec for a in msg["To"].addresses] == ["ana@lead.example"]
+    assert [a.addr_spec for a in msg["From"].addresses] == ["news@acme.example"]
+    assert msg["Subject"] == clean_header_value(subject)
+    assert display_name(msg) == clean_header_value(name)
+
+
+def display_name(msg: EmailMessage) -> str:
+    """The To display name decoded per RFC 2047. (policy.default's parser puts a space
+    between adjacent encoded-words in a display name, which section 6.2 says to drop.)"""
+    raw = email.message_from_bytes(bytes(msg), policy=email.policy.compat32)["To"]
+    if "=?" not in raw:  # plain ASCII, perhaps quoted: the parser reads it right
+        return str(msg["To"].addresses[0].display_name)
+    return str(make_header(decode_header(raw))).removesuffix(" <ana@lead.example>")
+
+
+def test_spaces_between_non_ascii_words_survive() -> None:
+    """Whitespace next to non-ASCII text is kept (the stdlib folder alone would drop it)."""
+    subject = "00000000 000000000¡¡¡¡¡¡¡ࠀ𐀀𐀀 ¡"
+    name = "0 000¡¡ࠀࠀࠀࠀࠀࠀࠀࠀࠀࠀࠀࠀ ¡"
+    msg = parse(make(subject=subject, to_name=name))
+    assert msg["Subject"] == subject
+    assert display_name(msg) == name
