@@ -1,0 +1,92 @@
+"""Loading the marketer's files into one validated whole, and making the mail transport."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from nurtured.config import Settings, load_config
+from nurtured.exceptions import ConfigError, Problem
+from nurtured.mailer import MaildirOutbox, SmtpTransport, Transport
+from nurtured.render import Renderer
+from nurtured.scheduler import SendRules
+from nurtured.streams import Catalog, load_streams
+from nurtured.tokens import Signer, load_or_create_secret
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class App:
+    """Settings, streams and templates that were validated together."""
+
+    settings: Settings
+    catalog: Catalog
+    renderer: Renderer
+    signer: Signer
+
+    @property
+    def rules(self) -> SendRules:
+        sending = self.settings.sending
+        return SendRules(sending.window, sending.timezone, sending.holidays)
+
+
+def load_app(config_path: Path) -> App:
+    """Load config.toml, streams/ and templates/, and check every template renders.
+
+    Raises ConfigError listing every problem in every file; nothing takes effect unless
+    everything is valid.
+    """
+    if not config_path.exists():
+        raise ConfigError(
+            [Problem(str(config_path), "", "no such file (create one with `nurtured init`)")]
+        )
+    settings = load_config(config_path)
+    secret = load_or_create_secret(
+        settings.tracking.secret_env, settings.base_dir / "nurtured.secret"
+    )
+    signer = Signer(secret)
+    problems: list[Problem] = []
+    templates_dir = settings.paths.templates
+    if not templates_dir.is_dir():
+        raise ConfigError([Problem(_rel(templates_dir, settings), "", "no such directory")])
+    renderer = Renderer(templates_dir, base_url=settings.tracking.base_url, signer=signer)
+    catalog: Catalog | None = None
+    try:
+        catalog = load_streams(
+            settings.paths.streams,
+            templates=renderer.template_names(),
+            base_dir=settings.base_dir,
+        )
+    except ConfigError as exc:
+        problems.extend(exc.problems)
+    used = catalog.template_names() if catalog else renderer.template_names()
+    problems.extend(renderer.check(used))
+    if problems or catalog is None:
+        raise ConfigError(sorted(set(problems)))
+    return App(settings, catalog, renderer, signer)
+
+
+def make_transport(settings: Settings) -> Transport:
+    mail = settings.mail
+    if mail.transport == "outbox":
+        return MaildirOutbox(mail.outbox)
+    smtp = mail.smtp
+    return SmtpTransport(
+        host=smtp.host,
+        port=smtp.port,
+        tls=smtp.tls,
+        username=smtp.username,
+        password=smtp.password() if smtp.username else None,
+        pool_size=smtp.pool_size,
+        timeout=smtp.timeout.total_seconds(),
+        rate_limit=settings.sending.rate_limit,
+    )
+
+
+def _rel(path: Path, settings: Settings) -> str:
+    try:
+        return str(path.relative_to(settings.base_dir))
+    except ValueError:
+        return str(path)

@@ -1,0 +1,299 @@
+"""The ``nurtured`` command."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import shutil
+import sys
+from collections.abc import Awaitable, Callable, Coroutine
+from datetime import UTC, datetime
+from functools import wraps
+from importlib import resources
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+import click
+
+from nurtured import __version__
+from nurtured.app import App, load_app
+from nurtured.db import database
+from nurtured.exceptions import ConfigError, LeadError, NurturedError
+from nurtured.intake import import_csv, make_input, upsert
+from nurtured.queries import find_lead, lead_timeline, status
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+config_option = click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=Path("config.toml"),
+    show_default=True,
+    help="The config file; streams/ and templates/ are found relative to it.",
+)
+
+
+def parse_now(_ctx: click.Context, _param: click.Parameter, value: str | None) -> datetime | None:
+    """--now as an aware datetime; a value without an offset is taken as UTC."""
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is not an ISO date-time like 2026-11-23T09:00+01:00"
+        ) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+now_option = click.option(
+    "--now", callback=parse_now, metavar="ISO-DATETIME",
+    help="Pretend it is this time (dry runs, replays, tests). Without an offset: UTC.",
+)  # fmt: skip
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def run_async(func: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, R]:
+    """Run an async command; NurturedError becomes a clear message and exit 1."""
+
+    @wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return asyncio.run(func(*args, **kwargs))
+        except ConfigError as exc:
+            for problem in exc.problems:
+                click.echo(str(problem), err=True)
+            raise SystemExit(1) from None
+        except NurturedError as exc:
+            click.echo(f"error: {exc}", err=True)
+            raise SystemExit(1) from None
+
+    return wrapper
+
+
+def with_app(func: Callable[..., Awaitable[R]]) -> Callable[..., Coroutine[Any, Any, R]]:
+    """Load and validate the marketer's files, open the database, pass ``app`` in."""
+
+    @wraps(func)
+    async def wrapper(config_path: Path, **kwargs: Any) -> R:
+        app = load_app(config_path)
+        async with database(app.settings.database.url):
+            return await func(app, **kwargs)
+
+    return wrapper
+
+
+@click.group()
+@click.version_option(__version__, prog_name="nurtured")
+@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+def main(verbose: int) -> None:
+    """nurtured: walks leads through email content streams until they are ready for sales."""
+    level = logging.WARNING - 10 * verbose
+    logging.basicConfig(
+        level=max(level, logging.DEBUG),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+@main.command()
+@click.argument("directory", type=click.Path(path_type=Path, file_okay=False), default=".")
+@click.option("--force", is_flag=True, help="Overwrite files that already exist.")
+def init(directory: Path, force: bool) -> None:
+    """Create a working config.toml, example streams, templates and leads.csv in DIRECTORY."""
+    scaffold = resources.files("nurtured") / "scaffold"
+    written = skipped = 0
+    with resources.as_file(scaffold) as source:
+        for path in sorted(p for p in source.rglob("*") if p.is_file()):
+            relative = path.relative_to(source)
+            target = directory / relative
+            if target.exists() and not force:
+                click.echo(f"kept     {target} (exists; --force overwrites)")
+                skipped += 1
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, target)
+            click.echo(f"created  {target}")
+            written += 1
+    click.echo(f"{written} files written, {skipped} kept. Next: cd {directory} && "
+               "nurtured validate && nurtured leads import leads.csv && nurtured run")  # fmt: skip
+
+
+@main.command()
+@config_option
+def validate(config_path: Path) -> None:
+    """Check config, streams and templates (rendering each against a sample lead)."""
+    try:
+        app = load_app(config_path)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            click.echo(str(problem))
+        click.echo(f"{len(exc.problems)} problem(s) found", err=True)
+        raise SystemExit(1) from None
+    steps = sum(len(s.steps) for s in app.catalog.streams.values())
+    click.echo(f"ok: {len(app.catalog.streams)} streams, {steps} steps, "
+               f"{len(app.catalog.template_names())} templates")  # fmt: skip
+
+
+@main.group()
+def leads() -> None:
+    """Add and import leads."""
+
+
+@leads.command("import")
+@config_option
+@click.argument("csv_file", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@click.option("--source", help="Lead source for every row (overrides the CSV's source column).")
+@now_option
+@run_async
+@with_app
+async def leads_import(app: App, csv_file: Path, source: str | None, now: datetime | None) -> None:
+    """Import leads from CSV_FILE (header: email, first_name, ...); dedupes by email."""
+    with csv_file.open("rb") as handle:
+        total = sum(1 for _ in handle)
+    with click.progressbar(length=max(total - 1, 0), label="importing", file=sys.stderr) as bar:
+        seen = 1
+
+        def advance(line: int) -> None:
+            nonlocal seen
+            bar.update(line - seen)
+            seen = line
+
+        report = await import_csv(csv_file, app.catalog, app.rules, now or utcnow(),
+                                  source=source, progress=advance)  # fmt: skip
+    for line, reason in report.invalid:
+        click.echo(f"{csv_file}:{line}: {reason}")
+    click.echo(report.summary())
+
+
+@leads.command("add")
+@config_option
+@click.argument("email")
+@click.option("--first-name", default="")
+@click.option("--last-name", default="")
+@click.option("--company", default="")
+@click.option("--title", default="")
+@click.option("--source", default="")
+@click.option("--interest", "interests", multiple=True, help="Repeatable.")
+@click.option("--timezone", default="", help="IANA name, e.g. America/New_York.")
+@now_option
+@run_async
+@with_app
+async def leads_add(app: App, email: str, now: datetime | None, **fields: Any) -> None:
+    """Add or update one lead and enroll it by the streams' entry rules."""
+    try:
+        item = make_input({"email": email, **fields})
+    except LeadError as exc:
+        raise click.ClickException(str(exc)) from None
+    report, _ = await upsert([item], app.catalog, app.rules, now or utcnow())
+    click.echo(f"{item.email}: {'created' if report.created else 'updated'}; "
+               f"enrolled: {', '.join(report.enrolled) or 'no new stream'}")  # fmt: skip
+
+
+@main.group()
+def lead() -> None:
+    """Look at one lead."""
+
+
+@lead.command("show")
+@config_option
+@click.argument("email")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@run_async
+@with_app
+async def lead_show(app: App, email: str, as_json: bool) -> None:
+    """A lead's profile and timeline: enrollments, emails, events."""
+    data = await lead_timeline(await find_lead(email))
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    click.echo(f"{data['email']}  {data['name']}  {data['title']}  {data['company'] or ''}")
+    interests = ", ".join(data["interests"]) or "-"
+    click.echo(
+        f"status {data['status']}, score {data['score']}, source {data['source'] or '-'}, "
+        f"interests {interests}, tz {data['timezone'] or '-'}"
+    )
+    click.echo("enrollments:")
+    for e in data["enrollments"]:
+        due = f" next {e['next_due_at']}" if e["next_due_at"] else ""
+        why = f" ({e['reason']})" if e["reason"] else ""
+        click.echo(f"  {e['stream']:<20} {e['state']:<8} step {e['position']}{due}{why}")
+    click.echo("timeline:")
+    for item in data["timeline"]:
+        extra = {k: v for k, v in item.items() if k not in ("at", "what", "stream") and v}
+        details = " ".join(f"{k}={v}" for k, v in extra.items())
+        click.echo(f"  {item['at']}  {item['what']:<14} {item['stream'] or '':<16} {details}")
+
+
+@main.command()
+@config_option
+@click.argument("stream_id", metavar="STREAM")
+@click.argument("step", metavar="STEP")
+@click.option("--lead", "lead_email", help="Render for this lead (default: a sample lead).")
+@click.option("--raw", is_flag=True, help="Print the whole MIME message.")
+def preview(
+    config_path: Path, stream_id: str, step: str, lead_email: str | None, raw: bool
+) -> None:
+    """Show STEP (a content id, or its index as in steps[N]) of STREAM as it would be sent."""
+    from nurtured.preview import render_preview
+
+    run_async(render_preview)(config_path, stream_id, step, lead_email, raw, click.echo)
+
+
+@main.command()
+@config_option
+@click.argument("email")
+@click.argument("stream_id", metavar="STREAM")
+@now_option
+@run_async
+@with_app
+async def move(app: App, email: str, stream_id: str, now: datetime | None) -> None:
+    """Move a lead to STREAM; it keeps its history and gets no content twice."""
+    from nurtured.enrollment import move_lead
+
+    lead_row = await find_lead(email)
+    enrollment = await move_lead(lead_row, stream_id, app.catalog, app.rules, now or utcnow())
+    due = enrollment.next_due_at.isoformat() if enrollment.next_due_at else "-"
+    click.echo(f"{lead_row.email}: now in {enrollment.stream_id} ({enrollment.state}), "
+               f"next email {due}")  # fmt: skip
+
+
+@main.command()
+@config_option
+@click.option("--once", is_flag=True, help="Process what is due now, then exit.")
+@now_option
+def run(config_path: Path, once: bool, now: datetime | None) -> None:
+    """Run the daemon (SIGINT/SIGTERM finish the current batch and exit)."""
+    from nurtured.daemon import serve
+
+    if now is not None and not once:
+        raise click.UsageError("--now only goes with --once")
+    run_async(serve)(config_path, once=once, now=now)
+
+
+@main.command("status")
+@config_option
+@now_option
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@run_async
+@with_app
+async def status_cmd(app: App, now: datetime | None, as_json: bool) -> None:
+    """Leads per stream and state, next due times, deliveries by status."""
+    data = await status(now or utcnow())
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    click.echo(f"as of {data['now']}")
+    for stream_id, info in data["streams"].items():
+        states = ", ".join(f"{k} {v}" for k, v in sorted(info["states"].items()))
+        click.echo(f"  {stream_id:<20} {states}; due now {info['due_now']}, "
+                   f"next due {info['next_due_at'] or '-'}")  # fmt: skip
+    click.echo("deliveries: " + (", ".join(f"{k} {v}" for k, v in data["deliveries"].items())
+                                 or "none"))  # fmt: skip
+    click.echo("leads: " + (", ".join(f"{k} {v}" for k, v in data["leads"].items()) or "none"))

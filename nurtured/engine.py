@@ -1,0 +1,468 @@
+"""The walk: due enrollments -> render -> claim -> send -> record -> next step.
+
+One batch costs a fixed number of statements whatever its size: one due scan, one lease
+update, one read each of enrollments, leads (with companies) and deliveries, one claim
+transaction (bulk insert of deliveries and links), the SMTP transactions, and one record
+transaction of bulk updates. Nothing is per lead except rendering and sending.
+
+The no-repeat guarantee: a delivery row UNIQUE (lead, content) is committed before its
+SMTP transaction starts. A crash after the claim leaves the row in "sending"; on the next
+start such rows older than the lease become "unknown" and are reported, never resent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+from email.message import EmailMessage
+from typing import Any
+
+from tortoise.expressions import F
+from tortoise.transactions import in_transaction
+
+from nurtured.config import Settings
+from nurtured.enrollment import LEASE, Changes, leave, settle, wake_held
+from nurtured.exceptions import (
+    ConfigError,
+    PermanentSendError,
+    SendError,
+    TransientSendError,
+    UnknownSendOutcome,
+)
+from nurtured.mailer import Transport
+from nurtured.message import build_message, domain_of, make_message_id
+from nurtured.models import (
+    Delivery,
+    DeliveryStatus,
+    Enrollment,
+    EnrollmentState,
+    EventKind,
+    Lead,
+    LeadStatus,
+    Link,
+)
+from nurtured.render import RenderedEmail, Renderer
+from nurtured.scheduler import Next, SendRules, lead_zone, place, retry_at
+from nurtured.streams import Catalog, Step, Stream
+from nurtured.timing import next_send_time
+from nurtured.tokens import Signer, new_delivery_token
+
+log = logging.getLogger(__name__)
+
+DUE_STATES = (EnrollmentState.ACTIVE, EnrollmentState.PAUSED)
+
+
+@dataclass
+class Job:
+    """One email about to go out."""
+
+    enrollment: Enrollment
+    lead: Lead
+    stream: Stream
+    step: Step
+    token: str
+    message_id: str
+    attempts: int = 0  # earlier attempts (a deferred delivery being retried)
+    delivery_id: int | None = None
+    rendered: RenderedEmail | None = None
+    outcome: SendError | None = None
+
+
+@dataclass
+class PassReport:
+    """What one pass over due work did; ``counts`` keys: sent, deferred, failed, unknown, ..."""
+
+    counts: Counter[str] = field(default_factory=Counter)
+
+    def __getitem__(self, key: str) -> int:
+        return self.counts[key]
+
+    def summary(self) -> str:
+        return ", ".join(f"{k} {v}" for k, v in sorted(self.counts.items())) or "nothing due"
+
+
+def lead_view(lead: Lead) -> dict[str, Any]:
+    return {
+        "email": lead.email,
+        "first_name": lead.first_name,
+        "last_name": lead.last_name,
+        "full_name": " ".join(p for p in (lead.first_name, lead.last_name) if p),
+        "title": lead.title,
+        "source": lead.source,
+        "interests": list(lead.interests or ()),
+        "timezone": lead.timezone,
+        "fields": dict(lead.extra or {}),
+    }
+
+
+def company_view(lead: Lead) -> dict[str, Any]:
+    company = lead.company
+    if company is None:
+        return {"name": None, "domain": None, "size": None, "industry": None}
+    return {
+        "name": company.name,
+        "domain": company.domain,
+        "size": company.size,
+        "industry": company.industry,
+    }
+
+
+class Engine:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        catalog: Catalog,
+        renderer: Renderer,
+        transport: Transport,
+        signer: Signer,
+    ) -> None:
+        self.settings = settings
+        self.catalog = catalog
+        self.renderer = renderer
+        self.transport = transport
+        self.signer = signer
+        sending = settings.sending
+        self.rules = SendRules(sending.window, sending.timezone, sending.holidays)
+        self.batch_size = sending.batch_size
+        self.domain = domain_of(settings.sender.address)
+
+    # -- one pass -------------------------------------------------------------------------
+
+    async def recover(self, now: datetime) -> int:
+        """At start: claims cut off by a crash become "unknown" (reported, never resent)."""
+        stale = await Delivery.filter(
+            status=DeliveryStatus.SENDING, claimed_at__lt=now - LEASE
+        ).values_list("id", "lead_id", "content_id")
+        if stale:
+            await Delivery.filter(id__in=[row[0] for row in stale]).update(
+                status=DeliveryStatus.UNKNOWN, error="interrupted during sending"
+            )
+            for delivery_id, lead_id, content_id in stale:
+                log.warning(
+                    "delivery %s (lead %s, %s) was cut off mid-send: marked unknown, not resent",
+                    delivery_id, lead_id, content_id,
+                )  # fmt: skip
+        woken = await wake_held(self.catalog, now)
+        if woken:
+            log.info("%d held leads woken: their streams have new steps", woken)
+        return len(stale)
+
+    async def run_due(self, now: datetime, *, max_batches: int = 10_000) -> PassReport:
+        """Process everything due at ``now``, batch after batch."""
+        report = PassReport()
+        for _ in range(max_batches):
+            picked = await self.process_batch(now, report)
+            if picked < self.batch_size:
+                break
+        if report.counts:
+            log.info("pass at %s: %s", now.isoformat(), report.summary())
+        return report
+
+    async def process_batch(self, now: datetime, report: PassReport) -> int:
+        """Lease up to batch_size due enrollments and walk each one step; return how many."""
+        enrollments = await self._lease_due(now)
+        if not enrollments:
+            return 0
+        lead_ids = {e.lead_id for e in enrollments}
+        leads = {
+            lead.id: lead for lead in await Lead.filter(id__in=lead_ids).select_related("company")
+        }
+        received: dict[int, set[str]] = {lead_id: set() for lead_id in lead_ids}
+        deferred: dict[tuple[int, str], tuple[int, str, str, int]] = {}
+        for row in await Delivery.filter(lead_id__in=lead_ids).values_list(
+            "lead_id", "content_id", "status", "id", "token", "message_id", "attempts"
+        ):
+            lead_id, content_id, status, delivery_id, token, message_id, attempts = row
+            if status == DeliveryStatus.DEFERRED:
+                deferred[(lead_id, content_id)] = (delivery_id, token, message_id, attempts)
+            else:
+                received[lead_id].add(content_id)
+
+        changes = Changes()
+        jobs: list[Job] = []
+        for enrollment in enrollments:
+            lead = leads[enrollment.lead_id]
+            job = self._plan(enrollment, lead, received[lead.id], deferred, now, changes, report)
+            if job is not None:
+                jobs.append(job)
+
+        jobs = self._render(jobs, now, changes, report)
+        jobs = await self._claim(jobs, now, report)
+        await self._send(jobs, now)
+        self._record(jobs, received, now, changes, report)
+        await self._save(jobs, now, changes)
+        return len(enrollments)
+
+    async def _lease_due(self, now: datetime) -> list[Enrollment]:
+        due_ids = (
+            await Enrollment.filter(state__in=DUE_STATES, next_due_at__lte=now)
+            .order_by("next_due_at")
+            .limit(self.batch_size)
+            .values_list("id", flat=True)
+        )
+        if not due_ids:
+            return []
+        lease = secrets.token_hex(8)
+        # The conditional update is the lease: a concurrent worker that read the same ids
+        # finds next_due_at moved on and leases nothing. If we die, the lease runs out.
+        await Enrollment.filter(
+            id__in=list(due_ids), state__in=DUE_STATES, next_due_at__lte=now
+        ).update(lease=lease, next_due_at=now + LEASE)
+        return await Enrollment.filter(id__in=list(due_ids), lease=lease)
+
+    def _plan(
+        self,
+        enrollment: Enrollment,
+        lead: Lead,
+        received: set[str],
+        deferred: dict[tuple[int, str], tuple[int, str, str, int]],
+        now: datetime,
+        changes: Changes,
+        report: PassReport,
+    ) -> Job | None:
+        if lead.status != LeadStatus.ACTIVE:
+            leave(enrollment, now, f"lead {lead.status}", changes)
+            report.counts["stopped"] += 1
+            return None
+        if enrollment.stream_id not in self.catalog.streams:
+            # The stream file was removed: keep the lead where it is and say so.
+            log.error("lead %s is in unknown stream %r: left waiting", lead.email,
+                      enrollment.stream_id)  # fmt: skip
+            enrollment.next_due_at = now + LEASE * 6
+            enrollment.lease = None
+            changes.touch(enrollment)
+            report.counts["orphaned"] += 1
+            return None
+        if enrollment.state == EnrollmentState.PAUSED:
+            enrollment.state = EnrollmentState.ACTIVE
+            changes.event(lead.id, EventKind.RESUMED, now, stream_id=enrollment.stream_id)
+            log.info("lead %s: resumed in %s", lead.email, enrollment.stream_id)
+        placement = place(self.catalog, enrollment.stream_id, enrollment.position, received)
+        if not isinstance(placement, Next) or placement.stream.id != enrollment.stream_id:
+            settle(enrollment, placement, lead=lead, now=now, rules=self.rules,
+                   changes=changes, reason="exhausted")  # fmt: skip
+            report.counts["moved" if isinstance(placement, Next) else "exhausted"] += 1
+            return None
+        if placement.step.index != enrollment.position:
+            # The due step's content arrived some other way (e.g. a send whose outcome is
+            # unknown): the next one waits its own wait from now, like after any email.
+            settle(enrollment, placement, lead=lead, now=now, rules=self.rules,
+                   changes=changes, reason="received")  # fmt: skip
+            report.counts["skipped"] += 1
+            return None
+        step = placement.step
+        retry = deferred.get((lead.id, step.content))
+        if retry is not None:
+            delivery_id, token, message_id, attempts = retry
+            return Job(enrollment, lead, placement.stream, step, token, message_id,
+                       attempts, delivery_id)  # fmt: skip
+        token = new_delivery_token()
+        return Job(enrollment, lead, placement.stream, step, token,
+                   make_message_id(token, self.domain))  # fmt: skip
+
+    def _render(
+        self, jobs: list[Job], now: datetime, changes: Changes, report: PassReport
+    ) -> list[Job]:
+        sender = {"name": self.settings.sender.name, "address": self.settings.sender.address}
+        ready = []
+        for job in jobs:
+            try:
+                job.rendered = self.renderer.render(
+                    job.step.template,
+                    delivery_token=job.token,
+                    lead=lead_view(job.lead),
+                    company=company_view(job.lead),
+                    sender=sender,
+                    stream={"id": job.stream.id, "name": job.stream.name},
+                    step={"index": job.step.index, "content": job.step.content},
+                )
+            except ConfigError as exc:
+                # A template that passed validation failed on this lead's data: nothing
+                # is claimed, the lead waits an hour, and the problem is logged and kept.
+                log.error("lead %s: %s not rendered: %s", job.lead.email, job.step.content, exc)
+                job.enrollment.next_due_at = now + LEASE * 6
+                job.enrollment.lease = None
+                changes.touch(job.enrollment)
+                changes.event(job.lead.id, EventKind.SEND_FAILED, now, stream_id=job.stream.id,
+                              content=job.step.content, error=str(exc))  # fmt: skip
+                report.counts["render_failed"] += 1
+                continue
+            ready.append(job)
+        return ready
+
+    async def _claim(self, jobs: list[Job], now: datetime, report: PassReport) -> list[Job]:
+        """Commit a delivery row for every job before any SMTP transaction starts."""
+        new = [job for job in jobs if job.delivery_id is None]
+        retries = [job for job in jobs if job.delivery_id is not None]
+        async with in_transaction():
+            if new:
+                await Delivery.bulk_create(
+                    [
+                        Delivery(
+                            lead_id=job.lead.id,
+                            content_id=job.step.content,
+                            stream_id=job.stream.id,
+                            step_index=job.step.index,
+                            token=job.token,
+                            message_id=job.message_id,
+                            subject=job.rendered.subject[:500] if job.rendered else "",
+                            status=DeliveryStatus.SENDING,
+                            claimed_at=now,
+                        )
+                        for job in new
+                    ],
+                    ignore_conflicts=True,
+                )
+                ids = dict(
+                    await Delivery.filter(token__in=[job.token for job in new]).values_list(
+                        "token", "id"
+                    )
+                )
+                for job in new:
+                    job.delivery_id = ids.get(job.token)
+            if retries:
+                await Delivery.filter(
+                    id__in=[job.delivery_id for job in retries], status=DeliveryStatus.DEFERRED
+                ).update(status=DeliveryStatus.SENDING, claimed_at=now)
+            claimed = [job for job in jobs if job.delivery_id is not None]
+            links = [
+                Link(delivery_id=job.delivery_id, index=link.index, url=link.url, tag=link.tag)
+                for job in new
+                if job.delivery_id is not None and job.rendered is not None
+                for link in job.rendered.links
+            ]
+            if links:
+                await Link.bulk_create(links, ignore_conflicts=True)
+        lost = len(jobs) - len(claimed)
+        if lost:
+            # Someone else holds (lead, content): the guarantee held; re-place next pass.
+            report.counts["claim_conflict"] += lost
+            for job in jobs:
+                if job.delivery_id is None:
+                    job.enrollment.next_due_at = now
+        return claimed
+
+    def _message(self, job: Job, now: datetime) -> EmailMessage:
+        assert job.rendered is not None
+        sender = self.settings.sender
+        unsubscribe = f"{self.settings.tracking.base_url}/u/{self.signer.sign('u', job.token)}"
+        return build_message(
+            subject=job.rendered.subject,
+            text=job.rendered.text,
+            html=job.rendered.html,
+            from_name=sender.name,
+            from_addr=sender.address,
+            to_name=" ".join(p for p in (job.lead.first_name, job.lead.last_name) if p),
+            to_addr=job.lead.email,
+            reply_to=sender.reply_to,
+            message_id=job.message_id,
+            date=now,
+            unsubscribe_url=unsubscribe,
+            unsubscribe_mailto=sender.unsubscribe_mailto,
+        )
+
+    async def _send(self, jobs: list[Job], now: datetime) -> None:
+        async def send_one(job: Job) -> None:
+            try:
+                message = self._message(job, now)
+            except ValueError as exc:  # an address the message builder refuses
+                job.outcome = PermanentSendError(f"unusable address: {exc}")
+                return
+            try:
+                await self.transport.send(
+                    message, sender=self.settings.sender.address, recipients=[job.lead.email]
+                )
+            except SendError as exc:
+                job.outcome = exc
+
+        await asyncio.gather(*(send_one(job) for job in jobs))
+
+    def _record(
+        self,
+        jobs: list[Job],
+        received: dict[int, set[str]],
+        now: datetime,
+        changes: Changes,
+        report: PassReport,
+    ) -> None:
+        retry = self.settings.sending.retry
+        for job in jobs:
+            lead, enrollment, outcome = job.lead, job.enrollment, job.outcome
+            job.attempts += 1
+            if isinstance(outcome, TransientSendError) and job.attempts < retry.max_attempts:
+                report.counts["deferred"] += 1
+                again = retry_at(now, job.attempts, retry.backoff)
+                enrollment.next_due_at = next_send_time(
+                    again, job.step.window or self.rules.window,
+                    lead_zone(lead.timezone, self.rules), self.rules.holidays,
+                )  # fmt: skip
+                enrollment.lease = None
+                changes.touch(enrollment)
+                log.warning("lead %s: %s deferred (%s), retry at %s", lead.email,
+                            job.step.content, outcome, enrollment.next_due_at)  # fmt: skip
+                continue
+            received[lead.id].add(job.step.content)
+            if outcome is None:
+                report.counts["sent"] += 1
+            elif isinstance(outcome, UnknownSendOutcome):
+                report.counts["unknown"] += 1
+                changes.event(lead.id, EventKind.SEND_UNKNOWN, now, stream_id=job.stream.id,
+                              delivery_id=job.delivery_id, error=str(outcome))  # fmt: skip
+                log.error("lead %s: %s outcome unknown (%s): not resent", lead.email,
+                          job.step.content, outcome)  # fmt: skip
+            else:
+                report.counts["failed"] += 1
+                changes.event(lead.id, EventKind.SEND_FAILED, now, stream_id=job.stream.id,
+                              delivery_id=job.delivery_id, error=str(outcome),
+                              code=outcome.code)  # fmt: skip
+                log.error("lead %s: %s failed: %s", lead.email, job.step.content, outcome)
+                if isinstance(outcome, PermanentSendError) and outcome.dead_address:
+                    changes.lead_status[lead.id] = LeadStatus.BOUNCED
+                    changes.event(lead.id, EventKind.BOUNCE, now, delivery_id=job.delivery_id,
+                                  hard=True, error=str(outcome))  # fmt: skip
+                    leave(enrollment, now, "bounced", changes)
+                    report.counts["bounced"] += 1
+                    continue
+            placement = place(self.catalog, job.stream.id, job.step.index + 1, received[lead.id])
+            before = enrollment.stream_id
+            after = settle(enrollment, placement, lead=lead, now=now, rules=self.rules,
+                           changes=changes, reason="exhausted")  # fmt: skip
+            if after.stream_id != before:
+                report.counts["moved"] += 1
+
+    async def _save(self, jobs: list[Job], now: datetime, changes: Changes) -> None:
+        """Record every outcome and every enrollment change in one transaction."""
+        retry = self.settings.sending.retry
+        sent = [job.delivery_id for job in jobs if job.outcome is None]
+        others = []
+        for job in jobs:
+            if job.outcome is None or job.delivery_id is None:
+                continue
+            status = DeliveryStatus.FAILED
+            retry_time = None
+            if isinstance(job.outcome, UnknownSendOutcome):
+                status = DeliveryStatus.UNKNOWN
+            elif isinstance(job.outcome, TransientSendError) and job.attempts < retry.max_attempts:
+                status, retry_time = DeliveryStatus.DEFERRED, job.enrollment.next_due_at
+            others.append(
+                Delivery(
+                    id=job.delivery_id,
+                    status=status,
+                    attempts=job.attempts,
+                    retry_at=retry_time,
+                    error=str(job.outcome)[:2000],
+                )
+            )
+        async with in_transaction():
+            if sent:
+                await Delivery.filter(id__in=sent).update(
+                    status=DeliveryStatus.SENT, sent_at=now, attempts=F("attempts") + 1
+                )
+            if others:
+                await Delivery.bulk_update(others, ("status", "attempts", "retry_at", "error"))
+            await changes.write()

@@ -1,0 +1,257 @@
+"""Lead intake: validate and normalise lead data, upsert leads in batches, enroll them.
+
+Used by ``nurtured leads import`` / ``leads add`` and by the HTTP intake API. Bad rows
+never abort good ones: each comes back with its line and reason.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+import unicodedata
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from email_validator import EmailNotValidError, validate_email
+
+from nurtured.enrollment import enroll_new
+from nurtured.exceptions import LeadError
+from nurtured.models import Company, Lead
+from nurtured.scheduler import SendRules
+from nurtured.streams import Catalog
+from nurtured.timing import parse_timezone
+
+KNOWN_COLUMNS = (
+    "email", "first_name", "last_name", "company", "title", "source", "interest",
+    "interests", "timezone",
+)  # fmt: skip
+LIMITS = {"first_name": 100, "last_name": 100, "title": 200, "company": 200, "source": 100}
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+CHUNK = 1000
+
+
+@dataclass(frozen=True)
+class LeadInput:
+    email: str
+    first_name: str = ""
+    last_name: str = ""
+    company: str = ""
+    title: str = ""
+    source: str = ""
+    interests: tuple[str, ...] = ()
+    timezone: str = ""
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class ImportReport:
+    created: int = 0
+    updated: int = 0
+    duplicates: int = 0
+    invalid: list[tuple[int, str]] = field(default_factory=list)  # (line, reason)
+    enrolled: dict[str, int] = field(default_factory=dict)  # stream id -> leads
+
+    def summary(self) -> str:
+        streams = ", ".join(f"{k} {v}" for k, v in sorted(self.enrolled.items())) or "none"
+        return (
+            f"created {self.created}, updated {self.updated}, duplicates {self.duplicates}, "
+            f"invalid {len(self.invalid)}; enrolled: {streams}"
+        )
+
+
+def clean_text(value: object, limit: int = 200) -> str:
+    """Untrusted text as one plain line: control characters (CR, LF, NUL ...) become spaces."""
+    text = unicodedata.normalize("NFC", str(value or ""))
+    return " ".join(_CONTROL.sub(" ", text).split())[:limit]
+
+
+def normalise_email(value: str) -> str:
+    """The lower-cased, checked address; LeadError says why an address is unusable."""
+    raw = str(value or "").strip()
+    if not raw:
+        raise LeadError("email: required")
+    if _CONTROL.search(raw) or " " in raw:
+        raise LeadError(f"email: {clean_text(raw)!r} contains spaces or control characters")
+    try:
+        checked = validate_email(raw, check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise LeadError(f"email: {raw!r}: {exc}") from exc
+    return checked.normalized.lower()
+
+
+def make_input(row: Mapping[str, object], *, source: str | None = None) -> LeadInput:
+    """A checked LeadInput from loose fields (a CSV row, a form, the CLI)."""
+    email = normalise_email(str(row.get("email") or ""))
+    tz = clean_text(row.get("timezone"), 64)
+    if tz:
+        try:
+            parse_timezone(tz)
+        except ValueError as exc:
+            raise LeadError(f"timezone: {exc}") from exc
+    raw_interests = row.get("interests") or row.get("interest") or ""
+    if isinstance(raw_interests, str):
+        items: Iterable[object] = re.split(r"[;,|]", raw_interests)
+    elif isinstance(raw_interests, Iterable):
+        items = raw_interests
+    else:
+        items = [raw_interests]
+    interests = tuple(dict.fromkeys(t for t in (clean_text(i, 100).lower() for i in items) if t))
+    extra = {
+        clean_text(k, 64): clean_text(v, 1000)
+        for k, v in row.items()
+        if k and k not in KNOWN_COLUMNS and v not in (None, "")
+    }
+    return LeadInput(
+        email=email,
+        first_name=clean_text(row.get("first_name"), LIMITS["first_name"]),
+        last_name=clean_text(row.get("last_name"), LIMITS["last_name"]),
+        company=clean_text(row.get("company"), LIMITS["company"]),
+        title=clean_text(row.get("title"), LIMITS["title"]),
+        source=clean_text(source or row.get("source"), LIMITS["source"]).lower(),
+        interests=interests,
+        timezone=tz,
+        extra=extra,
+    )
+
+
+def read_csv(
+    path: Path, *, source: str | None = None
+) -> Iterator[tuple[int, LeadInput | LeadError]]:
+    """(line number, LeadInput or the error) for each data row of a CSV file."""
+    with path.open(newline="", encoding="utf-8-sig", errors="replace") as handle:
+        reader = csv.DictReader(handle)
+        fields = [f.strip().lower() for f in reader.fieldnames or []]
+        if "email" not in fields:
+            raise LeadError(f"{path}: no 'email' column in the header line")
+        reader.fieldnames = fields
+        for row in reader:
+            line = reader.line_num
+            if None in row:
+                yield line, LeadError(f"more fields than the header has ({len(fields)})")
+                continue
+            try:
+                yield line, make_input(row, source=source)
+            except LeadError as exc:
+                yield line, exc
+
+
+async def upsert(
+    inputs: Sequence[LeadInput],
+    catalog: Catalog,
+    rules: SendRules,
+    now: datetime,
+    report: ImportReport | None = None,
+) -> tuple[ImportReport, list[Lead]]:
+    """Create or update leads by email in a few statements, then enroll them."""
+    report = report or ImportReport()
+    latest: dict[str, LeadInput] = {}
+    for item in inputs:
+        if item.email in latest:
+            report.duplicates += 1
+        latest[item.email] = _merge(latest.get(item.email), item)
+    if not latest:
+        return report, []
+    companies = await _companies({i.company for i in latest.values() if i.company}, now)
+    existing = {lead.email: lead for lead in await Lead.filter(email__in=list(latest))}
+    new: list[Lead] = []
+    changed: list[Lead] = []
+    for email, item in latest.items():
+        lead = existing.get(email)
+        if lead is None:
+            lead = Lead(email=email, created_at=now, interests=[], extra={})
+            new.append(lead)
+        else:
+            changed.append(lead)
+        _apply(lead, item, companies, now)
+    if new:
+        await Lead.bulk_create(new, ignore_conflicts=True)
+    if changed:
+        await Lead.bulk_update(changed, UPDATE_FIELDS)
+    report.created += len(new)
+    report.updated += len(changed)
+    leads = await Lead.filter(email__in=list(latest))
+    for stream_id in (await enroll_new(leads, catalog, rules, now)).values():
+        if stream_id:
+            report.enrolled[stream_id] = report.enrolled.get(stream_id, 0) + 1
+    return report, leads
+
+
+async def import_csv(
+    path: Path,
+    catalog: Catalog,
+    rules: SendRules,
+    now: datetime,
+    *,
+    source: str | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> ImportReport:
+    """Import a CSV file in chunks; invalid rows are reported with line and reason."""
+    report = ImportReport()
+    chunk: list[LeadInput] = []
+    for line, item in read_csv(path, source=source):
+        if isinstance(item, LeadError):
+            report.invalid.append((line, str(item)))
+        else:
+            chunk.append(item)
+        if len(chunk) >= CHUNK:
+            await upsert(chunk, catalog, rules, now, report)
+            chunk = []
+        if progress:
+            progress(line)
+    if chunk:
+        await upsert(chunk, catalog, rules, now, report)
+    return report
+
+
+UPDATE_FIELDS = (
+    "first_name", "last_name", "title", "company_id", "source", "interests", "timezone",
+    "extra", "updated_at",
+)  # fmt: skip
+
+
+def _merge(old: LeadInput | None, new: LeadInput) -> LeadInput:
+    """A later row wins field by field, but never blanks what an earlier one said."""
+    if old is None:
+        return new
+    return LeadInput(
+        email=new.email,
+        first_name=new.first_name or old.first_name,
+        last_name=new.last_name or old.last_name,
+        company=new.company or old.company,
+        title=new.title or old.title,
+        source=new.source or old.source,
+        interests=tuple(dict.fromkeys(old.interests + new.interests)),
+        timezone=new.timezone or old.timezone,
+        extra={**old.extra, **new.extra},
+    )
+
+
+def _apply(lead: Lead, item: LeadInput, companies: Mapping[str, Company], now: datetime) -> None:
+    lead.first_name = item.first_name or lead.first_name
+    lead.last_name = item.last_name or lead.last_name
+    lead.title = item.title or lead.title
+    if item.company:
+        lead.company_id = companies[item.company.lower()].id
+    lead.source = lead.source or item.source  # the first source is the lead type
+    lead.interests = list(dict.fromkeys([*(lead.interests or []), *item.interests]))
+    lead.timezone = item.timezone or lead.timezone
+    lead.extra = {**(lead.extra or {}), **item.extra}
+    lead.updated_at = now
+
+
+async def _companies(names: set[str], now: datetime) -> dict[str, Company]:
+    """Companies by lower-cased name, creating the missing ones in one statement."""
+    if not names:
+        return {}
+    wanted = {name.lower(): name for name in names}
+    found = await Company.filter(name__in=list(names))
+    by_key = {c.name.lower(): c for c in found}
+    missing = [Company(name=name, created_at=now) for key, name in wanted.items()
+               if key not in by_key]  # fmt: skip
+    if missing:
+        await Company.bulk_create(missing, ignore_conflicts=True)
+        for company in await Company.filter(name__in=[c.name for c in missing]):
+            by_key[company.name.lower()] = company
+    return by_key

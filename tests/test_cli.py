@@ -1,0 +1,215 @@
+"""The ``nurtured`` command on the example project: init, validate, import, run, inspect."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import mailbox
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from nurtured.cli import main
+from nurtured.db import close_db, open_db
+
+from .conftest import TABLES
+
+NOW = "2026-11-24T10:00:00+01:00"  # a Tuesday morning in Berlin
+
+
+@pytest.fixture
+def home(tmp_path: Path, postgres_url: str | None, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An initialised example project; its database is SQLite in it, or this run's PostgreSQL."""
+    monkeypatch.delenv("NURTURED_DATABASE_URL", raising=False)
+    if postgres_url:
+        monkeypatch.setenv("NURTURED_DATABASE_URL", postgres_url)
+
+        async def truncate() -> None:
+            from tortoise import connections
+
+            await open_db(postgres_url)
+            await connections.get("default").execute_script(
+                f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"
+            )
+            await close_db()
+
+        asyncio.run(truncate())
+    root = tmp_path / "demo"
+    result = CliRunner().invoke(main, ["init", str(root)])
+    assert result.exit_code == 0, result.output
+    return root
+
+
+def cmd(home: Path, *args: str) -> Result:
+    """Run a command with --config added after the (sub)command words."""
+    words = 2 if args[0] in ("leads", "lead") else 1
+    config = ["--config", str(home / "config.toml")]
+    return CliRunner().invoke(main, [*args[:words], *config, *args[words:]])
+
+
+def test_init_writes_a_project_and_keeps_existing_files(home: Path) -> None:
+    """init scaffolds config, streams, templates and leads; a second init overwrites nothing."""
+    assert (home / "config.toml").is_file()
+    assert sorted(p.name for p in (home / "streams").glob("*.toml")) == [
+        "long-term.toml", "product-a.toml", "product-b.toml",
+    ]  # fmt: skip
+    (home / "config.toml").write_text((home / "config.toml").read_text() + "\n# mine\n")
+    result = CliRunner().invoke(main, ["init", str(home)])
+    assert result.exit_code == 0
+    assert "kept" in result.output
+    assert (home / "config.toml").read_text().endswith("# mine\n")
+
+
+def test_validate_accepts_the_example_project(home: Path) -> None:
+    """The scaffold is valid out of the box."""
+    result = cmd(home, "validate")
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("ok: 3 streams")
+
+
+def test_broken_stream_file_is_named_by_validate_and_run(home: Path) -> None:
+    """A bad wait: validate prints file: key: reason and exits 1; run refuses to start."""
+    stream = home / "streams" / "product-a.toml"
+    text = stream.read_text()
+    assert 'wait = "3d"' in text
+    stream.write_text(text.replace('wait = "3d"', 'wait = "3 dayz"', 1))
+    result = cmd(home, "validate")
+    assert result.exit_code == 1
+    assert 'streams/product-a.toml: steps[1].wait: "3 dayz" is not a duration' in result.output
+    run = cmd(home, "run", "--once", "--now", NOW)
+    assert run.exit_code == 1
+    assert 'streams/product-a.toml: steps[1].wait: "3 dayz" is not a duration' in run.output
+
+
+def test_broken_template_is_named_by_validate(home: Path) -> None:
+    """A template using an unknown field fails validation with its file name."""
+    template = next((home / "templates").glob("pa-*.j2"))
+    broken = template.read_text().replace(
+        "{% block subject %}", "{% block subject %}{{ lead.nope }}"
+    )
+    template.write_text(broken)
+    result = cmd(home, "validate")
+    assert result.exit_code == 1
+    assert f"templates/{template.name}" in result.output
+    assert "nope" in result.output
+
+
+def test_import_run_status_show(home: Path) -> None:
+    """Import the example leads, send what is due into the Maildir outbox, inspect the result."""
+    bad = home / "more.csv"
+    bad.write_text(
+        "email,first_name,interest,timezone\n"
+        "not-an-email,X,product-a,\n"
+        "ADA@Example.com,Ada,product-a,\n"
+        "zed@example.com,Zed,product-a,Mars/Olympus\n"
+        "ok@example.com,Ok,product-b,America/New_York\n"
+    )
+    first = cmd(home, "leads", "import", str(home / "leads.csv"), "--now", NOW)
+    assert first.exit_code == 0, first.output
+    assert "invalid 0" in first.output
+    second = cmd(home, "leads", "import", str(bad), "--now", NOW)
+    assert second.exit_code == 0, second.output
+    assert "more.csv:2: email" in second.output
+    assert "more.csv:4: timezone" in second.output
+    assert "invalid 2" in second.output
+
+    run = cmd(home, "run", "--once", "--now", NOW)
+    assert run.exit_code == 0, run.output
+    outbox = mailbox.Maildir(home / "outbox", create=False)
+    messages = list(outbox)
+    assert messages, "nothing was written to the outbox"
+    assert all(m["Message-ID"] and m["List-Unsubscribe"] for m in messages)
+
+    status = cmd(home, "status", "--json", "--now", NOW)
+    assert status.exit_code == 0, status.output
+    data = json.loads(status.output)
+    assert data["deliveries"]["sent"] == len(messages)
+    assert sum(s["states"].get("active", 0) for s in data["streams"].values()) >= 1
+
+    again = cmd(home, "run", "--once", "--now", NOW)
+    assert "sent" not in again.output.split(":", 1)[1]  # nothing is sent twice
+    assert len(list(mailbox.Maildir(home / "outbox", create=False))) == len(messages)
+
+    show = cmd(home, "lead", "show", "ok@example.com", "--json")
+    assert show.exit_code == 0, show.output
+    timeline = json.loads(show.output)
+    assert timeline["timezone"] == "America/New_York"
+    assert [e["stream"] for e in timeline["enrollments"]] == ["product-b"]
+    text = cmd(home, "lead", "show", "ok@example.com")
+    assert "product-b" in text.output
+
+
+def test_add_move_and_preview(home: Path) -> None:
+    """leads add enrolls by entry rules; move keeps history; preview renders a step."""
+    add = cmd(home, "leads", "add", "grace@example.org", "--first-name", "Grace",
+              "--interest", "product-a", "--source", "webinar", "--now", NOW)  # fmt: skip
+    assert add.exit_code == 0, add.output
+    assert "product-a" in add.output
+    moved = cmd(home, "move", "grace@example.org", "product-b", "--now", NOW)
+    assert moved.exit_code == 0, moved.output
+    assert "now in product-b" in moved.output
+    unknown = cmd(home, "move", "grace@example.org", "nope", "--now", NOW)
+    assert unknown.exit_code == 1
+    assert "nope" in unknown.output
+
+    preview = cmd(home, "preview", "product-a", "0", "--lead", "grace@example.org")
+    assert preview.exit_code == 0, preview.output
+    assert "To: Grace <grace@example.org>" in preview.output
+    assert "----- HTML -----" in preview.output
+    raw = cmd(home, "preview", "product-a", "0", "--raw")
+    assert "List-Unsubscribe-Post: List-Unsubscribe=One-Click" in raw.output
+    missing = cmd(home, "preview", "product-a", "99")
+    assert missing.exit_code == 1
+
+
+def test_bad_email_on_add_is_refused(home: Path) -> None:
+    """leads add with an unusable address says why and creates nothing."""
+    result = cmd(home, "leads", "add", "bob@@example.org")
+    assert result.exit_code != 0
+    assert "email" in result.output
+
+
+@pytest.fixture
+def daemon_env(home: Path, postgres_url: str | None) -> dict[str, str]:
+    env = {**os.environ}
+    if postgres_url:
+        env["NURTURED_DATABASE_URL"] = postgres_url
+    return env
+
+
+def test_daemon_sends_and_stops_cleanly_on_sigterm(home: Path, daemon_env: dict[str, str]) -> None:
+    """`nurtured run` sends due mail, then SIGTERM makes it finish and exit 0."""
+    config = str(home / "config.toml")
+    add = cmd(home, "leads", "add", "live@example.org", "--interest", "product-a")
+    assert add.exit_code == 0, add.output
+    # The example window is office hours; use an always-open window for this test.
+    text = (home / "config.toml").read_text()
+    (home / "config.toml").write_text(text.replace('hours = "09:00-17:00"', 'hours = "00:00-24:00"')
+                                      .replace('days = ["mon", "tue", "wed", "thu", "fri"]',
+                                               'days = ["everyday"]'))  # fmt: skip
+    cmd(home, "move", "live@example.org", "product-a")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nurtured", "run", "--config", config],
+        env=daemon_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not list(
+            mailbox.Maildir(home / "outbox", create=True)
+        ):
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.1)  # polling another process's output, not waiting for time to pass
+        assert list(mailbox.Maildir(home / "outbox", create=False))
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=20)
+        assert proc.returncode == 0, err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
