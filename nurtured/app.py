@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 from nurtured.config import Settings, load_config
@@ -30,6 +32,21 @@ class App:
     def rules(self) -> SendRules:
         sending = self.settings.sending
         return SendRules(sending.window, sending.timezone, sending.holidays)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Runtime:
+    """What the daemon's parts share while it runs: the current App (replaced when the
+    marketer's files change and load cleanly), the mail transport and the clock (tests
+    pass their own)."""
+
+    app: App
+    transport: Transport
+    clock: Callable[[], datetime] = field(default=utcnow)
 
 
 def load_app(config_path: Path) -> App:

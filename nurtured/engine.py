@@ -168,6 +168,8 @@ class Engine:
         enrollments = await self._lease_due(now)
         if not enrollments:
             return 0
+        lease = enrollments[0].lease
+        held = {e.id: e.lead_id for e in enrollments}
         lead_ids = {e.lead_id for e in enrollments}
         leads = {
             lead.id: lead for lead in await Lead.filter(id__in=lead_ids).select_related("company")
@@ -195,7 +197,7 @@ class Engine:
         jobs = await self._claim(jobs, now, report)
         await self._send(jobs, now)
         self._record(jobs, received, now, changes, report)
-        await self._save(jobs, now, changes)
+        await self._save(jobs, now, changes, lease, held)
         return len(enrollments)
 
     async def _lease_due(self, now: datetime) -> list[Enrollment]:
@@ -435,8 +437,20 @@ class Engine:
             if after.stream_id != before:
                 report.counts["moved"] += 1
 
-    async def _save(self, jobs: list[Job], now: datetime, changes: Changes) -> None:
-        """Record every outcome and every enrollment change in one transaction."""
+    async def _save(
+        self,
+        jobs: list[Job],
+        now: datetime,
+        changes: Changes,
+        lease: str | None,
+        held: dict[int, int],
+    ) -> None:
+        """Record every outcome and every enrollment change in one transaction.
+
+        An enrollment that lost our lease meanwhile (a click moved the lead, it
+        unsubscribed, someone ran ``nurtured move``) keeps what the other writer decided:
+        our plans for that lead are dropped, its delivery outcomes are still recorded.
+        """
         retry = self.settings.sending.retry
         sent = [job.delivery_id for job in jobs if job.outcome is None]
         others = []
@@ -465,4 +479,10 @@ class Engine:
                 )
             if others:
                 await Delivery.bulk_update(others, ("status", "attempts", "retry_at", "error"))
+            still = Enrollment.filter(id__in=list(held), lease=lease)
+            kept: set[int] = {pk for (pk,) in await still.values_list("id")}
+            lost = {lead_id for enrollment_id, lead_id in held.items() if enrollment_id not in kept}
+            if lost:
+                log.info("%d leads changed while being sent to: their new state kept", len(lost))
+                changes.forget(lost)
             await changes.write()

@@ -44,6 +44,16 @@ ENROLLMENT_FIELDS = (
 )
 
 
+STREAM_EVENTS = (
+    EventKind.ENROLLED,
+    EventKind.MOVED,
+    EventKind.PAUSED,
+    EventKind.RESUMED,
+    EventKind.EXHAUSTED,
+    EventKind.ENDED,
+)
+
+
 @dataclass
 class Changes:
     """Enrollment, event and lead changes waiting to be written together."""
@@ -77,6 +87,14 @@ class Changes:
                 occurred_at=now,
             )
         )
+
+    def forget(self, lead_ids: set[int]) -> None:
+        """Drop the stream changes planned for ``lead_ids`` (someone else changed them)."""
+        self.updated = {k: e for k, e in self.updated.items() if e.lead_id not in lead_ids}
+        self.created = [e for e in self.created if e.lead_id not in lead_ids]
+        self.events = [
+            e for e in self.events if e.lead_id not in lead_ids or e.kind not in STREAM_EVENTS
+        ]
 
     async def save(self) -> None:
         """Write everything in one transaction."""
@@ -280,6 +298,7 @@ async def pause_lead(lead: Lead, until: datetime, now: datetime, *, reason: str)
         return False
     enrollment.state = EnrollmentState.PAUSED
     enrollment.next_due_at = until
+    enrollment.lease = None
     changes = Changes()
     changes.touch(enrollment)
     changes.event(lead.id, EventKind.PAUSED, now, stream_id=enrollment.stream_id,

@@ -59,6 +59,10 @@ class EventKind(StrEnum):
     REPLY = "reply"
     AUTO_REPLY = "auto_reply"
     UNSUBSCRIBE = "unsubscribe"
+    FORWARD = "forward"  # a colleague wrote or the email was forwarded
+    SALES_READY = "sales_ready"
+    ALERT = "alert"  # sales were alerted
+    UNMATCHED = "unmatched"
 
 
 class Company(Model):
@@ -88,7 +92,8 @@ class Lead(Model):
     timezone = fields.CharField(max_length=64, default="")
     extra: fields.JSONField[dict[str, Any]] = fields.JSONField(default=dict)
     status = fields.CharEnumField(LeadStatus, max_length=20, default=LeadStatus.ACTIVE)
-    score = fields.IntField(default=0)
+    score = fields.IntField(default=0)  # as of score_at; it halves every scoring.half_life
+    score_at = fields.DatetimeField(null=True)
     created_at = fields.DatetimeField()
     updated_at = fields.DatetimeField()
 
@@ -174,6 +179,8 @@ class Event(Model):
     stream_id = fields.CharField(max_length=100, default="")
     data: fields.JSONField[dict[str, Any]] = fields.JSONField(default=dict)
     occurred_at = fields.DatetimeField()
+    # What caused it outside, when it must count once: an inbound Message-ID, say.
+    ref = fields.CharField(max_length=300, null=True, unique=True)
 
     class Meta:
         table = "event"

@@ -17,7 +17,8 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, ValidationError
 
-from nurtured.config import (
+from nurtured.exceptions import ConfigError, NotFound, Problem
+from nurtured.schema import (
     Duration,
     Model,
     WindowTable,
@@ -27,7 +28,6 @@ from nurtured.config import (
     read_toml,
     show,
 )
-from nurtured.exceptions import ConfigError, NotFound, Problem
 from nurtured.timing import SendWindow, format_duration, parse_duration
 
 _ID = re.compile(r"[a-z0-9][a-z0-9_-]*")

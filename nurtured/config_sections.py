@@ -1,0 +1,110 @@
+"""config.toml sections for the HTTP server, intake API, scoring, sales alerts and inbox.
+
+They are pydantic models used as they are (frozen, unknown keys forbidden); config.py
+puts them into ``Settings``. Relative paths are resolved with ``Settings.path()``.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from nurtured.schema import EnvName, Mailbox, Model, PositiveDuration, checked, show
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """ "127.0.0.1:8080" or "[::1]:8080" -> (host, port)."""
+    host, sep, port = text.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f'{show(text)} is not an address like "127.0.0.1:8080"')
+    return host, int(port)
+
+
+Listen = Annotated[tuple[str, int], checked(parse_listen, "an address")]
+
+
+class Http(Model):
+    """The tracking server and intake API, served inside ``nurtured run``."""
+
+    enabled: bool = True
+    listen: Listen = ("127.0.0.1", 8080)
+    max_body: int = Field(64 * 1024, ge=1024, le=10 * 1024 * 1024)  # bytes
+
+
+class Intake(Model):
+    """POST /api/leads: who may post, and which sources go straight to sales."""
+
+    token_env: EnvName = "NURTURED_API_TOKEN"  # noqa: S105 (the name of a variable)
+    sales_sources: list[str] = Field(
+        default_factory=lambda: ["consult", "demo-request", "contact-sales"]
+    )
+
+
+class Bots(Model):
+    """Clicks and opens that machines make: recorded, never scored, never acted on."""
+
+    click_grace: PositiveDuration = timedelta(seconds=5)  # after delivery
+    burst: PositiveDuration = timedelta(seconds=1)  # every link of one email within this
+    scanner_agents: list[str] = Field(
+        default_factory=list
+    )  # substrings, in addition to the built-in list
+
+
+class Scoring(Model):
+    """Points per behaviour; the score halves every ``half_life`` without new points."""
+
+    open: int = 1
+    click: int = 5
+    reply: int = 30
+    forward: int = 20
+    # Extra points for a clicked link tag, by tag or tag prefix ("interest:" matches all).
+    tags: dict[str, int] = Field(default_factory=dict)
+    sales_ready: int = Field(100, ge=1)
+    half_life: PositiveDuration = timedelta(days=30)
+
+
+class Territory(Model):
+    """Leads whose email domain ends with one of ``domains`` (e.g. ".de") go to ``to``."""
+
+    domains: list[str] = Field(min_length=1)
+    to: list[Mailbox] = Field(min_length=1)
+
+
+class Alerts(Model):
+    """Who hears about replies, sales-ready leads and consult requests.
+
+    The lead's own owner (the ``owner`` field of an imported lead) comes first, then the
+    first matching territory, then round robin, then the default ``to`` list.
+    """
+
+    to: list[Mailbox] = Field(default_factory=list)
+    round_robin: list[Mailbox] = Field(default_factory=list)
+    territories: list[Territory] = Field(default_factory=list)
+    # Sales answer alerts here ("accept", "return: no budget"); defaults to sender.reply_to.
+    reply_to: Mailbox | None = None
+
+
+class Imap(Model):
+    host: str = "localhost"
+    port: int = Field(993, ge=1, le=65535)
+    tls: Literal["implicit", "none"] = "implicit"  # aioimaplib has no STARTTLS
+    username: str = "nurtured"
+    password_env: EnvName = "NURTURED_IMAP_PASSWORD"  # noqa: S105 (the name of a variable)
+    mailbox: str = "INBOX"
+    processed_folder: str | None = None  # move handled messages here; else flag them
+    idle: bool = True
+    poll_interval: PositiveDuration = timedelta(seconds=60)
+    timeout: PositiveDuration = timedelta(seconds=30)
+
+
+class Inbox(Model):
+    """Where replies, bounces and auto-replies arrive."""
+
+    source: Literal["none", "maildir", "imap"] = "maildir"
+    maildir: str = "inbox"  # a local Maildir, relative to config.toml
+    imap: Imap = Imap()
+    auto_reply_pause: PositiveDuration = timedelta(days=7)
+    soft_bounce_limit: int = Field(3, ge=1, le=100)

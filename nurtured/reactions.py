@@ -1,0 +1,270 @@
+"""What a lead's behaviour does: event -> score -> stream transition, stop or alert.
+
+Clicks and opens (tracking), replies, auto-replies, bounces and unsubscribe requests
+(inbox) all arrive here as ``Signal``s. ``react`` records each as an Event, scores it,
+fires the lead's stream transitions and changes its status, all in one transaction, and
+says which signals need a sales alert; the caller sends those after the commit.
+
+Machine signals (scanners, image proxies) are recorded and nothing more.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from tortoise.transactions import in_transaction
+
+from nurtured.app import App
+from nurtured.config_sections import Scoring
+from nurtured.enrollment import Changes, leave, received_content, settle
+from nurtured.models import CURRENT, Enrollment, EnrollmentState, Event, EventKind, Lead, LeadStatus
+from nurtured.scheduler import place
+from nurtured.streams import Action, Stream
+
+log = logging.getLogger(__name__)
+
+MAILABLE = (LeadStatus.ACTIVE,)
+
+
+@dataclass(frozen=True)
+class Signal:
+    lead_id: int
+    kind: EventKind  # CLICK, OPEN, REPLY, AUTO_REPLY, BOUNCE, UNSUBSCRIBE, FORWARD
+    at: datetime
+    delivery_id: int | None = None
+    tag: str | None = None  # a clicked link's tag, e.g. "interest:product-b"
+    machine: bool = False  # a scanner or image proxy: recorded, never scored or acted on
+    data: Mapping[str, Any] = field(default_factory=dict)  # kept in Event.data
+    ref: str | None = None  # e.g. an inbound Message-ID: the same ref is recorded once
+
+
+@dataclass(frozen=True)
+class Outcome:
+    signal: Signal
+    score: int  # the lead's score after the signal
+    action: str | None  # what happened to its stream or status, e.g. "move:product-b"
+    alert: str | None  # "reply" | "sales_ready": the caller alerts sales
+
+
+def decayed(score: int, since: datetime | None, now: datetime, half_life: timedelta) -> int:
+    """The score ``since`` as it stands at ``now``: it halves every ``half_life``."""
+    if since is None or now <= since or score == 0:
+        return score
+    factor: float = 0.5 ** ((now - since) / half_life)
+    return round(score * factor)
+
+
+def points(signal: Signal, scoring: Scoring) -> int:
+    """What a signal is worth; machine signals are worth nothing."""
+    if signal.machine:
+        return 0
+    base = {
+        EventKind.OPEN: scoring.open,
+        EventKind.CLICK: scoring.click,
+        EventKind.REPLY: scoring.reply,
+        EventKind.FORWARD: scoring.forward,
+    }.get(signal.kind, 0)
+    if signal.kind == EventKind.CLICK and signal.tag:
+        matches = [k for k in scoring.tags if signal.tag == k or signal.tag.startswith(k)]
+        if matches:  # the most specific (longest) key wins
+            base += scoring.tags[max(matches, key=len)]
+    return base
+
+
+@dataclass
+class _Lead:
+    """One lead's state while a batch of signals is applied to it."""
+
+    lead: Lead
+    enrollment: Enrollment | None
+    received: set[str]
+    soft_bounces: int
+    dirty: bool = False
+
+    @property
+    def stream_id(self) -> str:
+        return self.enrollment.stream_id if self.enrollment else ""
+
+
+class _Batch:
+    def __init__(self, app: App, state: dict[int, _Lead]) -> None:
+        self.app = app
+        self.state = state
+        self.changes = Changes()
+
+    def stream(self, s: _Lead) -> Stream | None:
+        return self.app.catalog.streams.get(s.stream_id) if s.enrollment else None
+
+    def stop(self, s: _Lead, status: LeadStatus, at: datetime, reason: str) -> str:
+        if s.enrollment is not None:
+            leave(s.enrollment, at, reason, self.changes)
+            self.changes.event(s.lead.id, EventKind.ENDED, at, stream_id=s.stream_id,
+                               reason=reason, status=str(status))  # fmt: skip
+            s.enrollment = None
+        s.lead.status = status
+        s.dirty = True
+        log.info("lead %s: status -> %s (%s)", s.lead.email, status, reason)
+        return str(status)
+
+    def pause(self, s: _Lead, until: datetime | None, at: datetime, reason: str) -> str | None:
+        enrollment = s.enrollment
+        if enrollment is None or enrollment.state == EnrollmentState.HELD:
+            return None
+        enrollment.state = EnrollmentState.PAUSED
+        enrollment.next_due_at = until  # None: until someone wakes it
+        enrollment.lease = None
+        self.changes.touch(enrollment)
+        self.changes.event(s.lead.id, EventKind.PAUSED, at, stream_id=enrollment.stream_id,
+                           until=until.isoformat() if until else None, reason=reason)  # fmt: skip
+        log.info("lead %s: paused until %s (%s)", s.lead.email, until or "woken", reason)
+        return "paused"
+
+    def fire(self, s: _Lead, action: Action, at: datetime, reason: str) -> str | None:
+        """Apply a stream transition to the lead's current enrollment."""
+        if s.enrollment is None or s.lead.status not in MAILABLE:
+            return None
+        if action.kind == "move" and action.target:
+            if action.target == s.stream_id or action.target not in self.app.catalog.streams:
+                return None
+            placement = place(self.app.catalog, action.target, 0, s.received)
+            s.enrollment = settle(s.enrollment, placement, lead=s.lead, now=at,
+                                  rules=self.app.rules, changes=self.changes,
+                                  reason=reason)  # fmt: skip
+            if s.enrollment.state == EnrollmentState.ENDED:
+                s.enrollment = None
+            return str(action)
+        if action.kind == "pause":
+            until = at + action.pause_for if action.pause_for else None
+            return self.pause(s, until, at, reason) and str(action)
+        if action.kind == "end":
+            leave(s.enrollment, at, reason, self.changes)
+            self.changes.event(s.lead.id, EventKind.ENDED, at, stream_id=s.stream_id,
+                               reason=reason)  # fmt: skip
+            s.enrollment = None
+            return "end"
+        return None
+
+    def apply(self, signal: Signal) -> Outcome:
+        s = self.state[signal.lead_id]
+        lead, scoring = s.lead, self.app.settings.scoring
+        stream = self.stream(s)
+        data = dict(signal.data)
+        if signal.tag:
+            data["tag"] = signal.tag
+        if signal.machine:
+            data["machine"] = True
+        self.changes.events.append(
+            Event(lead_id=lead.id, delivery_id=signal.delivery_id, kind=signal.kind,
+                  stream_id=s.stream_id, data=data, occurred_at=signal.at, ref=signal.ref)
+        )  # fmt: skip
+        before = decayed(lead.score, lead.score_at, signal.at, scoring.half_life)
+        after = before + points(signal, scoring)
+        if after != lead.score or points(signal, scoring):
+            lead.score, lead.score_at, s.dirty = after, signal.at, True
+        if signal.machine:
+            return Outcome(signal, after, None, None)
+
+        action: str | None = None
+        alert: str | None = None
+        kind = signal.kind
+        if kind == EventKind.CLICK and signal.tag and stream is not None:
+            transition = stream.transitions.on_click.get(signal.tag)
+            if transition is not None:
+                action = self.fire(s, transition, signal.at, f"click {signal.tag}")
+        elif kind == EventKind.REPLY:
+            alert = "reply"
+            if stream is not None and stream.transitions.on_reply is not None:
+                action = self.fire(s, stream.transitions.on_reply, signal.at, "reply")
+            elif lead.status in MAILABLE:
+                action = self.stop(s, LeadStatus.REPLIED, signal.at, "replied")
+        elif kind == EventKind.AUTO_REPLY:
+            until = _parse_until(data.get("until"), signal.at)
+            until = until or signal.at + self.app.settings.inbox.auto_reply_pause
+            action = self.pause(s, until, signal.at, "auto-reply")
+        elif kind == EventKind.BOUNCE:
+            s.soft_bounces += 0 if data.get("hard") else 1
+            limit = self.app.settings.inbox.soft_bounce_limit
+            if lead.status in MAILABLE and (data.get("hard") or s.soft_bounces >= limit):
+                why = "hard bounce" if data.get("hard") else f"{s.soft_bounces} soft bounces"
+                action = self.stop(s, LeadStatus.BOUNCED, signal.at, why)
+        elif kind == EventKind.UNSUBSCRIBE and lead.status != LeadStatus.UNSUBSCRIBED:
+            action = self.stop(s, LeadStatus.UNSUBSCRIBED, signal.at, "unsubscribed")
+
+        stream = self.stream(s)
+        if action is None and stream is not None and after > before:
+            crossed = [(at, a) for at, a in stream.transitions.on_score if before < at <= after]
+            if crossed:
+                at_, transition = max(crossed, key=lambda c: c[0])
+                action = self.fire(s, transition, signal.at, f"score {at_}")
+        if before < scoring.sales_ready <= after and lead.status in MAILABLE:
+            self.changes.event(lead.id, EventKind.SALES_READY, signal.at,
+                               stream_id=s.stream_id, score=after)  # fmt: skip
+            action = self.stop(s, LeadStatus.SALES, signal.at, "sales-ready")
+            alert = alert or "sales_ready"
+        return Outcome(signal, after, action, alert)
+
+
+def _parse_until(value: object, now: datetime) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        until = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if until.tzinfo is None or until <= now:
+        return None
+    return min(until, now + timedelta(days=120))  # a typo'd year pauses nobody for ever
+
+
+async def react(app: App, signals: Sequence[Signal]) -> list[Outcome]:
+    """Record, score and act on ``signals`` in one transaction; outcomes in the same order.
+
+    Signals for leads that do not exist are dropped with a warning. A signal whose ``ref``
+    was already recorded (an inbound message processed before a crash) is skipped.
+    """
+    if not signals:
+        return []
+    async with in_transaction():
+        refs = [s.ref for s in signals if s.ref]
+        seen: set[str] = set()
+        if refs:
+            seen = {ref for (ref,) in await Event.filter(ref__in=refs).values_list("ref")}
+        lead_ids = {s.lead_id for s in signals}
+        leads = await Lead.filter(id__in=lead_ids).select_for_update()
+        current = {
+            e.lead_id: e for e in await Enrollment.filter(lead_id__in=lead_ids, state__in=CURRENT)
+        }
+        received = await received_content(lead_ids)
+        bounces = Counter(
+            lead_id
+            for lead_id, data in await Event.filter(
+                lead_id__in=lead_ids, kind=EventKind.BOUNCE
+            ).values_list("lead_id", "data")
+            if isinstance(data, dict) and not data.get("hard")
+        )
+        state = {
+            lead.id: _Lead(lead, current.get(lead.id), received[lead.id], bounces[lead.id])
+            for lead in leads
+        }
+        batch = _Batch(app, state)
+        outcomes: list[Outcome] = []
+        for signal in signals:
+            if signal.lead_id not in state:
+                log.warning("signal %s for unknown lead %d dropped", signal.kind, signal.lead_id)
+                continue
+            if signal.ref and signal.ref in seen:
+                log.info("signal %s %s already recorded: skipped", signal.kind, signal.ref)
+                continue
+            if signal.ref:
+                seen.add(signal.ref)
+            outcomes.append(batch.apply(signal))
+        await batch.changes.write()
+        dirty = [s.lead for s in state.values() if s.dirty]
+        if dirty:
+            await Lead.bulk_update(dirty, ("score", "score_at", "status"))
+    return outcomes
