@@ -277,6 +277,24 @@ def run(config_path: Path, once: bool, now: datetime | None) -> None:
     run_async(serve)(config_path, once=once, now=now)
 
 
+@main.command()
+@config_option
+@click.option("--burst", is_flag=True, help="Exit once the queue is empty.")
+def worker(config_path: Path, burst: bool) -> None:
+    """Run an arq worker: scale-out sending ([queue] backend = "arq")."""
+    from nurtured.worker import make_worker
+
+    async def work() -> None:
+        logging.getLogger().setLevel(min(logging.getLogger().level, logging.INFO))
+        arq_worker = make_worker(config_path, burst=burst)
+        try:
+            await arq_worker.main()
+        finally:
+            await arq_worker.close()
+
+    run_async(work)()
+
+
 @main.command("status")
 @config_option
 @now_option

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BeforeValidator, Field, ValidationError
 
-from nurtured.config_sections import Alerts, Bots, Http, Inbox, Intake, Scoring
+from nurtured.config_sections import Alerts, Bots, Http, Inbox, Intake, Queue, Scoring
 from nurtured.exceptions import ConfigError, Problem
 from nurtured.schema import (
     EnvName,
@@ -113,6 +113,7 @@ class _Config(Model):
     alerts: Alerts = Alerts()
     inbox: Inbox = Inbox()
     bots: Bots = Bots()
+    queue: Queue = Queue()
 
 
 # -- the settings the rest of nurtured reads ---------------------------------------------
@@ -218,6 +219,7 @@ class Settings:
     alerts: Alerts = field(default_factory=Alerts)
     inbox: Inbox = field(default_factory=Inbox)
     bots: Bots = field(default_factory=Bots)
+    queue: Queue = field(default_factory=Queue)
 
     def path(self, relative: str | Path) -> Path:
         """A path from config.toml, relative to the directory config.toml is in."""
@@ -288,4 +290,5 @@ def load_config(path: Path, *, environ: Mapping[str, str] | None = None) -> Sett
         alerts=raw.alerts,
         inbox=raw.inbox,
         bots=raw.bots,
+        queue=raw.queue,
     )

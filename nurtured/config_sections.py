@@ -108,3 +108,20 @@ class Inbox(Model):
     imap: Imap = Imap()
     auto_reply_pause: PositiveDuration = timedelta(days=7)
     soft_bounce_limit: int = Field(3, ge=1, le=100)
+
+
+def parse_redis_url(text: str) -> str:
+    if not text.startswith(("redis://", "rediss://", "unix://")) or any(c.isspace() for c in text):
+        raise ValueError(f'{show(text)} is not a Redis URL like "redis://127.0.0.1:6379/0"')
+    return text
+
+
+class Queue(Model):
+    """Who does the work: "embedded" (in `nurtured run`) or "arq" workers on Redis."""
+
+    backend: Literal["embedded", "arq"] = "embedded"
+    redis_url: Annotated[str, checked(parse_redis_url, "a Redis URL")] = "redis://127.0.0.1:6379/0"
+    # Send jobs started per tick: one per worker process you run is about right.
+    parallel: int = Field(4, ge=1, le=256)
+    tick: PositiveDuration = timedelta(seconds=5)
+    queue_name: str = "nurtured"

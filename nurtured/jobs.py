@@ -1,0 +1,97 @@
+"""The daemon's job functions, the same whether they run in-process or in arq workers.
+
+``nurtured run`` calls them from its own loop (embedded); ``nurtured worker`` wraps them
+as arq jobs (scale-out). Every job is safe to run twice or side by side: due work is
+leased by a conditional update and deliveries are claimed under a unique constraint.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from nurtured.app import App, Runtime, load_app
+from nurtured.engine import DUE_STATES, Engine, PassReport
+from nurtured.exceptions import ConfigError
+from nurtured.models import Enrollment
+
+log = logging.getLogger(__name__)
+
+
+def make_engine(runtime: Runtime) -> Engine:
+    app = runtime.app
+    return Engine(settings=app.settings, catalog=app.catalog, renderer=app.renderer,
+                  transport=runtime.transport, signer=app.signer)  # fmt: skip
+
+
+async def send_due(runtime: Runtime, now: datetime | None = None) -> PassReport:
+    """Send everything due at ``now`` (default: the runtime's clock)."""
+    return await make_engine(runtime).run_due(now or runtime.clock())
+
+
+async def recover(runtime: Runtime, now: datetime | None = None) -> int:
+    """Mark long-interrupted sends unknown and wake held leads whose streams grew."""
+    return await make_engine(runtime).recover(now or runtime.clock())
+
+
+async def due_count(now: datetime) -> int:
+    return await Enrollment.filter(state__in=DUE_STATES, next_due_at__lte=now).count()
+
+
+async def next_due(now: datetime, limit: timedelta) -> datetime:
+    """When the soonest enrollment is due, but no later than ``now + limit``."""
+    first = (
+        await Enrollment.filter(state__in=DUE_STATES, next_due_at__not_isnull=True)
+        .order_by("next_due_at")
+        .first()
+        .only("next_due_at")
+    )
+    soonest = first.next_due_at if first else None
+    latest = now + limit
+    return min(soonest, latest) if soonest and soonest > now else latest
+
+
+def fingerprint(app: App) -> tuple[tuple[str, int, int], ...]:
+    """Names, sizes and mtimes of every marketer file: a change means reload."""
+    settings = app.settings
+    paths = [settings.config_path]
+    for directory in (settings.paths.streams, settings.paths.templates):
+        if directory.is_dir():
+            paths.extend(p for p in directory.rglob("*") if p.is_file())
+    result = []
+    for path in sorted(paths):
+        with contextlib.suppress(OSError):
+            stat = path.stat()
+            result.append((str(path), stat.st_size, stat.st_mtime_ns))
+    return tuple(result)
+
+
+class Reloader:
+    """Reloads the marketer's files into ``runtime.app`` when they change and load cleanly.
+
+    A bad edit is logged with file, key and reason; the last good version keeps running.
+    """
+
+    def __init__(self, runtime: Runtime, config_path: Path) -> None:
+        self.runtime = runtime
+        self.config_path = config_path
+        self.seen = fingerprint(runtime.app)
+
+    def check(self) -> bool:
+        """True when a new version was loaded."""
+        current = fingerprint(self.runtime.app)
+        if current == self.seen:
+            return False
+        self.seen = current
+        try:
+            fresh = load_app(self.config_path)
+        except ConfigError as exc:
+            for problem in exc.problems:
+                log.error("reload refused: %s", problem)
+            log.error("keeping the last good config, streams and templates")
+            return False
+        self.runtime.app = fresh
+        log.info("reloaded: %d streams", len(fresh.catalog.streams))
+        return True
