@@ -178,8 +178,9 @@ class _Batch:
                 action = self.fire(s, transition, signal.at, f"click {signal.tag}")
         elif kind == EventKind.REPLY:
             alert = "reply"
-            if stream is not None and stream.transitions.on_reply is not None:
-                action = self.fire(s, stream.transitions.on_reply, signal.at, "reply")
+            on_reply = stream.transitions.on_reply if stream is not None else None
+            if on_reply is not None and on_reply.kind in ("move", "pause"):
+                action = self.fire(s, on_reply, signal.at, "reply")  # nurture goes on
             elif lead.status in MAILABLE:
                 action = self.stop(s, LeadStatus.REPLIED, signal.at, "replied")
         elif kind == EventKind.AUTO_REPLY:

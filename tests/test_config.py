@@ -324,3 +324,30 @@ def test_settings_are_frozen(tmp_path: Path) -> None:
     s = load(tmp_path, "")
     with pytest.raises(AttributeError):
         s.sending.batch_size = 1  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('[http]\nlisten = "everywhere"', 'http.listen: "everywhere" is not an address like'),
+        ("[http]\nmax_body = 10", "http.max_body: 10 is too small: must be at least 1024"),
+        ('[queue]\nredis_url = "http://x"', 'queue.redis_url: "http://x" is not a Redis URL'),
+        ('[queue]\nbackend = "celery"', 'queue.backend: "celery" is not one of'),
+        ('[alerts]\nto = ["sales"]', 'alerts.to[0]: "sales" is not an email address'),
+        ('[scoring]\nhalf_life = "0d"', 'scoring.half_life: "0d" must be longer than 0'),
+        ('[inbox.imap]\ntls = "starttls"', 'inbox.imap.tls: "starttls" is not one of'),
+        ('[intake]\ntoken_env = "MY TOKEN"', 'intake.token_env: "MY TOKEN" is not an environment'),
+        ("[bots]\nscanner = 1", "bots.scanner: unknown key"),
+    ],
+)
+def test_later_sections_name_file_key_and_reason(tmp_path: Path, text: str, message: str) -> None:
+    found = problems(tmp_path, text)
+    assert any(p.startswith("config.toml: " + message) for p in found), found
+
+
+def test_later_sections_have_working_defaults(tmp_path: Path) -> None:
+    s = load(tmp_path, "")
+    assert s.http.listen == ("127.0.0.1", 8080)
+    assert (s.queue.backend, s.inbox.source) == ("embedded", "maildir")
+    assert s.path(s.inbox.maildir) == tmp_path.resolve() / "inbox"
+    assert s.scoring.half_life == timedelta(days=30)

@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 
+from nurtured.config import _Config
+
 REPO = Path(__file__).parent.parent
 SCAFFOLD = REPO / "nurtured" / "scaffold"
 TOP_LEVEL = {"config.toml": "config.toml", "leads.csv": "examples/leads.csv"}
@@ -113,6 +115,9 @@ def test_config_shows_every_setting() -> None:
         "secret_env": "NURTURED_SECRET",
     }
     assert config["paths"] == {"streams": "streams", "templates": "templates"}
+    assert set(config) == set(_Config.model_fields)  # every section is shown
+    assert config["queue"]["backend"] == "embedded"
+    assert config["inbox"]["source"] == "maildir"
     text = (SCAFFOLD / "config.toml").read_text()
     assert '# username = "mailer"' in text
     assert '# password_env = "NURTURED_SMTP_PASSWORD"' in text
