@@ -31,13 +31,16 @@ async def redis_url() -> str:
 
 
 def arq_project(root: Path, port: int, redis_url: str, queue: str) -> Path:
-    text = config(port) + f"""
+    text = (
+        config(port)
+        + f"""
         [queue]
         backend = "arq"
         redis_url = "{redis_url}"
         queue_name = "{queue}"
         parallel = 3
     """
+    )
     return write_project(root, port, **{"config.toml": text})
 
 
