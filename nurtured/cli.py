@@ -8,7 +8,7 @@ import logging
 import shutil
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import wraps
 from importlib import resources
 from pathlib import Path
@@ -293,6 +293,26 @@ def worker(config_path: Path, burst: bool) -> None:
             await arq_worker.close()
 
     run_async(work)()
+
+
+@main.command("report")
+@config_option
+@click.option(
+    "--since", "since", callback=parse_now, help="Start (ISO date-time); default 30 days ago."
+)
+@click.option("--until", "until", callback=parse_now, help="End (ISO date-time); default now.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@run_async
+@with_app
+async def report_cmd(
+    app: App, since: datetime | None, until: datetime | None, as_json: bool
+) -> None:
+    """The funnel by stream and by source, touches to handoff, last-touch content."""
+    from nurtured.reports import format_report, report
+
+    end = until or utcnow()
+    data = await report(since or end - timedelta(days=30), end)
+    click.echo(json.dumps(data, indent=2) if as_json else format_report(data), nl=as_json)
 
 
 @main.command("status")

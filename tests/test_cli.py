@@ -132,6 +132,13 @@ def test_import_run_status_show(home: Path) -> None:
     assert data["deliveries"]["sent"] == len(messages)
     assert sum(s["states"].get("active", 0) for s in data["streams"].values()) >= 1
 
+    report = cmd(home, "report", "--until", "2026-12-01T00:00", "--json")
+    assert report.exit_code == 0, report.output
+    funnel = json.loads(report.output)["by_stream"]
+    assert sum(row["sent"] for row in funnel.values()) == len(messages)
+    table = cmd(home, "report", "--until", "2026-12-01T00:00")
+    assert "product-a" in table.output
+
     again = cmd(home, "run", "--once", "--now", NOW)
     assert "sent" not in again.output.split(":", 1)[1]  # nothing is sent twice
     assert len(list(mailbox.Maildir(home / "outbox", create=False))) == len(messages)
