@@ -143,8 +143,11 @@ async def upsert(
     rules: SendRules,
     now: datetime,
     report: ImportReport | None = None,
+    *,
+    enroll: bool = True,
 ) -> tuple[ImportReport, list[Lead]]:
-    """Create or update leads by email in a few statements, then enroll them."""
+    """Create or update leads by email in a few statements, then enroll them (unless
+    ``enroll`` is false: a lead that goes straight to sales is not nurtured)."""
     report = report or ImportReport()
     latest: dict[str, LeadInput] = {}
     for item in inputs:
@@ -172,6 +175,8 @@ async def upsert(
     report.created += len(new)
     report.updated += len(changed)
     leads = await Lead.filter(email__in=list(latest))
+    if not enroll:
+        return report, leads
     for stream_id in (await enroll_new(leads, catalog, rules, now)).values():
         if stream_id:
             report.enrolled[stream_id] = report.enrolled.get(stream_id, 0) + 1
