@@ -72,6 +72,7 @@ class _Sender(Model):
     from_: Mailbox = Field(("nurtured", "nurtured@localhost"), alias="from")
     reply_to: Mailbox | None = None
     unsubscribe_mailto: Mailbox | None = None
+    plus_address: bool = True
 
 
 class _Retry(Model):
@@ -163,10 +164,19 @@ class Sender:
     address: str  # addr-spec
     reply_to: str | None
     unsubscribe_mailto: str | None
+    plus_address: bool = True  # Reply-To: replies+<delivery token>@domain
 
     @property
     def from_header(self) -> str:
         return formataddr((self.name, self.address))
+
+    def reply_to_for(self, token: str) -> str | None:
+        """The Reply-To of one delivery: the token rides along in a plus address, so a
+        reply is matched even when a mail client drops In-Reply-To and References."""
+        if self.reply_to is None or not self.plus_address:
+            return self.reply_to
+        local, _, domain = self.reply_to.rpartition("@")
+        return f"{local.partition('+')[0]}+{token}@{domain}"
 
 
 @dataclass(frozen=True)
@@ -273,6 +283,7 @@ def load_config(path: Path, *, environ: Mapping[str, str] | None = None) -> Sett
             address=sender.from_[1],
             reply_to=sender.reply_to[1] if sender.reply_to else None,
             unsubscribe_mailto=sender.unsubscribe_mailto[1] if sender.unsubscribe_mailto else None,
+            plus_address=sender.plus_address,
         ),
         sending=Sending(
             rate_limit=sending.rate_limit,

@@ -361,7 +361,7 @@ class Engine:
             from_addr=sender.address,
             to_name=" ".join(p for p in (job.lead.first_name, job.lead.last_name) if p),
             to_addr=job.lead.email,
-            reply_to=sender.reply_to,
+            reply_to=sender.reply_to_for(job.token),
             message_id=job.message_id,
             date=now,
             unsubscribe_url=unsubscribe,

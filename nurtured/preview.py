@@ -57,7 +57,8 @@ async def render_preview(
         subject=rendered.subject, text=rendered.text, html=rendered.html,
         from_name=sender.name, from_addr=sender.address,
         to_name=str(lead.get("full_name") or ""), to_addr=str(lead["email"]),
-        reply_to=sender.reply_to, message_id=make_message_id(token, domain_of(sender.address)),
+        reply_to=sender.reply_to_for(token),
+        message_id=make_message_id(token, domain_of(sender.address)),
         date=datetime.now(UTC), unsubscribe_url=f"{base}/u/{app.signer.sign('u', token)}",
         unsubscribe_mailto=sender.unsubscribe_mailto,
     )  # fmt: skip

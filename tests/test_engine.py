@@ -43,7 +43,7 @@ async def test_message_is_standards_true_and_identifies_its_delivery(walk: Walk)
     delivery = await Delivery.get(content_id="intro")
     assert message["Message-ID"] == delivery.message_id
     assert delivery.message_id == f"<{delivery.token}@acme.example>"
-    assert message["Reply-To"] == "replies@acme.example"
+    assert message["Reply-To"] == f"replies+{delivery.token}@acme.example"  # matches replies
     assert message["From"] == "Acme <hello@acme.example>"
     assert message["To"] == "Ada <ada@example.com>"
     assert message["Date"]

@@ -101,7 +101,7 @@ def test_config_shows_every_setting() -> None:
     assert config["database"] == {"url": "sqlite://nurtured.db"}
     assert config["mail"]["transport"] == "outbox"
     assert set(config["mail"]["smtp"]) == {"host", "port", "tls", "pool_size", "timeout"}
-    assert set(config["sender"]) == {"from", "reply_to", "unsubscribe_mailto"}
+    assert set(config["sender"]) == {"from", "reply_to", "unsubscribe_mailto", "plus_address"}
     assert set(config["sending"]) == {
         "rate_limit",
         "timezone",
