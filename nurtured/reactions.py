@@ -188,7 +188,8 @@ class _Batch:
             until = until or signal.at + self.app.settings.inbox.auto_reply_pause
             action = self.pause(s, until, signal.at, "auto-reply")
         elif kind == EventKind.BOUNCE:
-            s.soft_bounces += 0 if data.get("hard") else 1
+            # A policy block (5.7.x) says nothing about the address: it never adds up.
+            s.soft_bounces += 0 if data.get("hard") or data.get("policy") else 1
             limit = self.app.settings.inbox.soft_bounce_limit
             if lead.status in MAILABLE and (data.get("hard") or s.soft_bounces >= limit):
                 why = "hard bounce" if data.get("hard") else f"{s.soft_bounces} soft bounces"
@@ -246,7 +247,7 @@ async def react(app: App, signals: Sequence[Signal]) -> list[Outcome]:
             for lead_id, data in await Event.filter(
                 lead_id__in=lead_ids, kind=EventKind.BOUNCE
             ).values_list("lead_id", "data")
-            if isinstance(data, dict) and not data.get("hard")
+            if isinstance(data, dict) and not data.get("hard") and not data.get("policy")
         )
         state = {
             lead.id: _Lead(lead, current.get(lead.id), received[lead.id], bounces[lead.id])

@@ -21,7 +21,7 @@ from tortoise import connections
 
 from nurtured.db import close_db, open_db
 
-pytest_plugins = ["tests.smtp_sink", "tests.walk"]
+pytest_plugins = ["tests.smtp_sink", "tests.walk", "tests.dovecot"]
 
 SCAFFOLD = Path(__file__).parent.parent / "nurtured" / "scaffold"
 TABLES = ("link", "event", "delivery", "enrollment", "lead", "company")

@@ -10,6 +10,8 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -19,6 +21,7 @@ from nurtured.cli import main
 from nurtured.db import close_db, open_db
 
 from .conftest import TABLES
+from .smtp_sink import free_port
 
 NOW = "2026-11-24T10:00:00+01:00"  # a Tuesday morning in Berlin
 
@@ -190,29 +193,55 @@ def daemon_env(home: Path, postgres_url: str | None) -> dict[str, str]:
     return env
 
 
-def test_daemon_sends_and_stops_cleanly_on_sigterm(home: Path, daemon_env: dict[str, str]) -> None:
-    """`nurtured run` sends due mail, then SIGTERM makes it finish and exit 0."""
+def test_daemon_sends_serves_http_and_stops_cleanly(home: Path, daemon_env: dict[str, str]) -> None:
+    """`nurtured run` sends due mail into the outbox, serves the tracking server (health,
+    one-click unsubscribe from the email's own header), then SIGTERM makes it exit 0."""
     config = str(home / "config.toml")
-    add = cmd(home, "leads", "add", "live@example.org", "--interest", "product-a")
-    assert add.exit_code == 0, add.output
+    port = free_port()
     # The example window is office hours; use an always-open window for this test.
     text = (home / "config.toml").read_text()
-    (home / "config.toml").write_text(text.replace('hours = "09:00-17:00"', 'hours = "00:00-24:00"')
-                                      .replace('days = ["mon", "tue", "wed", "thu", "fri"]',
-                                               'days = ["everyday"]'))  # fmt: skip
-    cmd(home, "move", "live@example.org", "product-a")
+    text = (text.replace('hours = "09:00-17:00"', 'hours = "00:00-24:00"')
+                .replace('days = ["mon", "tue", "wed", "thu", "fri"]', 'days = ["everyday"]')
+                .replace('listen = "127.0.0.1:8080"', f'listen = "127.0.0.1:{port}"')
+                .replace('base_url = "http://localhost:8080"',
+                         f'base_url = "http://127.0.0.1:{port}"'))  # fmt: skip
+    (home / "config.toml").write_text(text)
+    for address in ("live@example.org", "other@example.org"):
+        add = cmd(home, "leads", "add", address, "--interest", "product-a", "--source", "webinar")
+        assert add.exit_code == 0, add.output
     proc = subprocess.Popen(
         [sys.executable, "-m", "nurtured", "run", "--config", config],
         env=daemon_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and not list(
-            mailbox.Maildir(home / "outbox", create=True)
-        ):
-            assert proc.poll() is None, proc.communicate()
-            time.sleep(0.1)  # polling another process's output, not waiting for time to pass
-        assert list(mailbox.Maildir(home / "outbox", create=False))
+        outbox = mailbox.Maildir(home / "outbox", create=True)
+        wait_for(lambda: len(list(outbox)) == 2, proc)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=10) as answer:
+            assert answer.read().strip() == b"ok"
+        (message,) = [m for m in outbox if "live@example.org" in m["To"]]
+        unsubscribe = str(message["List-Unsubscribe"]).split(">")[0].strip("< \r\n\t")
+        assert unsubscribe.startswith(f"http://127.0.0.1:{port}/u/")
+        one_click = urllib.request.Request(
+            unsubscribe, data=b"List-Unsubscribe=One-Click", method="POST"
+        )
+        with urllib.request.urlopen(one_click, timeout=10) as answer:
+            assert answer.status == 200
+        # The other lead replies: the message lands in the local inbox Maildir.
+        (sent,) = [m for m in outbox if "other@example.org" in m["To"]]
+        reply = (
+            f"From: Other <other@example.org>\r\nTo: {sent['Reply-To']}\r\n"
+            f"Subject: Re: {sent['Subject']}\r\nIn-Reply-To: {sent['Message-ID']}\r\n"
+            "Message-ID: <answer-1@example.org>\r\n\r\nInteresting, tell me more.\r\n"
+        )
+        inbox = mailbox.Maildir(home / "inbox", create=True)
+        inbox.add(reply.encode())
+        wait_for(
+            lambda: (
+                not list(mailbox.Maildir(home / "inbox").iterkeys())
+                or all("S" in m.get_flags() for m in mailbox.Maildir(home / "inbox"))
+            ),
+            proc,
+        )
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=20)
         assert proc.returncode == 0, err
@@ -220,3 +249,22 @@ def test_daemon_sends_and_stops_cleanly_on_sigterm(home: Path, daemon_env: dict[
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
+    show = cmd(home, "lead", "show", "live@example.org", "--json")
+    data = json.loads(show.output)
+    assert data["status"] == "unsubscribed"
+    assert "unsubscribe" in [item["what"] for item in data["timeline"]]
+    other = json.loads(cmd(home, "lead", "show", "other@example.org", "--json").output)
+    assert other["status"] == "replied"
+    (replied,) = [item for item in other["timeline"] if item["what"] == "reply"]
+    assert "Interesting, tell me more." in replied["text"]
+    alerts = [m for m in outbox if m["Auto-Submitted"] == "auto-generated"]
+    assert len(alerts) == 1  # sales heard of the reply
+
+
+def wait_for(condition: Callable[[], bool], proc: subprocess.Popen[str]) -> None:
+    """Poll another process's visible effects (not waiting for time to pass)."""
+    deadline = time.monotonic() + 30
+    while not condition():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "the daemon did not get there in 30 s"
+        time.sleep(0.05)

@@ -1,0 +1,15 @@
+"""Inbound mail: replies, auto-replies, bounces, unsubscribe requests and forwards.
+
+source.py    IMAP (aioimaplib) or a local Maildir: read new messages, mark them after commit
+parse.py     bytes -> Inbound (pure, never raises)
+classify.py  Inbound -> reply | auto-reply (+ return date) | bounce | unsubscribe | forward
+extract.py   the new text of a reply (mail-parser-reply)
+match.py     Inbound -> lead and delivery (thread, token, sender, company)
+process.py   the glue: parse -> classify -> match -> react (one transaction) -> alert
+runner.py    run_inbox: the daemon's loop over a source, with reconnects and backoff
+"""
+
+from nurtured.inbox.process import Result, Stats, process_messages
+from nurtured.inbox.runner import run_inbox
+
+__all__ = ["Result", "Stats", "process_messages", "run_inbox"]

@@ -1,0 +1,241 @@
+"""What an inbound message is: reply, auto-reply, bounce, unsubscribe request or forward.
+
+Pure: an ``Inbound`` (and ``now``, for return dates) in, a ``Classification`` out. The
+order of the checks is the order of certainty:
+
+1. bounce: an RFC 3464 multipart/report DSN, or a non-standard one (a mailer-daemon
+   sender, or a bounce subject with an SMTP status in the body). Status 5.1.x (or a
+   5xx "user unknown") is hard; 5.7.x is a policy/reputation block, not a dead address;
+   everything else is soft.
+2. auto-reply: RFC 3834 Auto-Submitted, X-Autoreply/X-Autorespond,
+   X-Auto-Response-Suppress, Precedence, a null Return-Path, an out-of-office subject,
+   or an out-of-office sentence in a message that quotes nothing.
+3. unsubscribe: a request in words in the new text (not the quoted email, whose footer
+   says "unsubscribe" too), or a message to our List-Unsubscribe mailto address.
+4. forward: a forward subject prefix or a forwarded-message marker.
+5. otherwise a genuine reply.
+
+Phrases are matched on folded text (lower case, accents removed), in EN, DE, FR, ES,
+IT, NL and PT.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+from nurtured.inbox.dates import fold, return_date
+from nurtured.inbox.extract import has_quote, new_text
+from nurtured.inbox.parse import Inbound
+from nurtured.models import EventKind
+
+__all__ = ["Bounce", "Classification", "classify"]
+
+
+def _phrases(*groups: str) -> re.Pattern[str]:
+    """One pattern from "|"-separated phrase lists; a phrase may contain regex."""
+    parts = [p.strip() for group in groups for p in group.split("|") if p.strip()]
+    return re.compile(r"(?<!\w)(?:" + "|".join(parts) + r")(?!\w)")
+
+
+_AUTO_SUBJECT = _phrases(
+    "out of (the )?office|automatic reply|auto[- ]?reply|autoreply|auto[- ]?response|"
+    "away from (the )?office|on vacation|on holiday|on leave|annual leave",
+    "abwesenheitsnotiz|automatische antwort|abwesend|ausser haus|nicht im buro|"
+    "abwesenheit|urlaubsbedingt|im urlaub",
+    "reponse automatique|absence|absent du bureau|message d'absence|absent",
+    "respuesta automatica|fuera de la oficina|fuera de oficina|ausente|de vacaciones",
+    "risposta automatica|fuori ufficio|assente|in ferie",
+    "automatisch antwoord|automatisch bericht|afwezig|niet aanwezig|buiten kantoor|"
+    "met vakantie|afwezigheidsbericht",
+    "resposta automatica|ausencia|fora do escritorio|de ferias|ausente",
+)
+_AUTO_BODY = _phrases(
+    r"(i am|i'm|i will be|i'll be) (currently )?(out of (the )?office|away|on (annual )?leave|"
+    r"on vacation|on holiday|travell?ing|out of the country)|limited access to (my )?e-?mail|"
+    r"this is an automatic reply|this is an automated (reply|response)",
+    r"ich bin (derzeit |zurzeit |momentan |vom .{0,20})?(bis .{0,40})?"
+    r"(nicht im (buro|haus)|abwesend|im urlaub|ausser haus)|"
+    r"befinde mich (derzeit |zurzeit )?(im urlaub|ausser haus)|"
+    r"dies ist eine automatische antwort",
+    r"je (suis|serai) (actuellement )?(absent|absente|en conges|en vacances)|"
+    r"ceci est une reponse automatique",
+    r"(estoy|estare|me encuentro) (actualmente )?(fuera de la oficina|fuera|ausente|"
+    r"de vacaciones)|esta es una respuesta automatica",
+    r"(sono|saro) (attualmente )?(fuori ufficio|assente|in ferie)|"
+    r"questa e una risposta automatica",
+    r"ik ben (momenteel |tot .{0,30})?(afwezig|niet aanwezig|met vakantie|"
+    r"niet op kantoor)|ben ik (afwezig|niet aanwezig|met vakantie)|"
+    r"dit is een automatisch (antwoord|bericht)",
+    r"(estou|estarei|encontro-me|me encontro) (atualmente )?(fora do escritorio|ausente|"
+    r"de ferias)|esta e uma resposta automatica",
+)
+_UNSUBSCRIBE = _phrases(
+    r"unsubscribe|remove me|take me off|stop (e-?mailing|sending|contacting)|"
+    r"no (more|further) e-?mails|opt(-| )?out|do not (contact|e-?mail) me|"
+    r"don't (contact|e-?mail) me|remove my (e-?mail|address)",
+    r"abmelden|austragen|abbestellen|entfernen sie mich|nehmen sie mich .{0,30}(raus|heraus)|"
+    r"keine (weiteren )?e-?mails mehr|aus (ihrem|dem) verteiler|"
+    r"nicht mehr (kontaktieren|anschreiben|zuschicken)",
+    r"desabonner|desinscrire|desinscription|desabonnement|retirez-moi|supprimez-moi|"
+    r"ne (plus|pas) recevoir|arretez de m'envoyer|ne m'envoyez plus",
+    r"darme de baja|dar de baja|denme de baja|no me envien mas|eliminenme|quitenme|"
+    r"dejen de enviar(me)?|cancelar (la )?suscripcion|anular (la )?suscripcion",
+    r"disiscrivi(mi)?|disiscrizione|cancellami|rimuovetemi|rimuovermi|non inviatemi piu|"
+    r"annulla(re)? (l')?iscrizione|smettete di (inviarmi|scrivermi)",
+    r"afmelden|uitschrijven|verwijder (mij|me)|geen (e-?mails|mails) meer|stop met mailen",
+    r"descadastrar|descadastre-me|cancelar (a )?inscricao|remover-me|removam-me|me remova|"
+    r"parem de (enviar|me enviar)|nao quero (mais )?receber|nao enviem mais",
+)
+_FORWARD_SUBJECT = re.compile(
+    r"^\s*(?:(?:re|aw|sv|antw|r|rif|res)\s*:\s*)*"
+    r"(?:fwd?|fw|wg|tr|rv|i|enc|doorst|inoltro|reenv|weitergeleitet)\s*:",
+    re.IGNORECASE,
+)
+_FORWARD_BODY = _phrases(
+    r"-+ ?forwarded message ?-+|begin forwarded message:|forwarded message:",
+    r"-+ ?weitergeleitete nachricht ?-+|anfang der weitergeleiteten nachricht:",
+    r"-+ ?message transfere ?-+|debut du message reexpedie ?:|message transfere ?:",
+    r"-+ ?mensaje reenviado ?-+|inicio del mensaje reenviado:",
+    r"-+ ?messaggio inoltrato ?-+|inizio messaggio inoltrato:",
+    r"-+ ?doorgestuurd bericht ?-+|begin doorgestuurd bericht:",
+    r"-+ ?mensagem encaminhada ?-+|inicio da mensagem (re)?encaminhada:",
+)
+_BOUNCE_FROM = re.compile(r"^(mailer-daemon|postmaster|mail-daemon|bounces?)@", re.IGNORECASE)
+_BOUNCE_SUBJECT = _phrases(
+    r"undeliver(ed|able)|delivery status notification|delivery (has )?failed|"
+    r"mail delivery (failed|failure|system)|returned mail|failure notice|"
+    r"delivery failure|could not be delivered|non-?delivery",
+    r"unzustellbar|nicht zustellbar|zustellung fehlgeschlagen|unzustellbare",
+    r"non remis|echec de (la )?remise|echec de distribution|non distribuable",
+    r"no se puede entregar|no entregado|error de entrega|devuelto",
+    r"non recapitabile|mancato recapito|errore di consegna|impossibile recapitare",
+    r"onbestelbaar|niet afgeleverd|bezorging mislukt",
+    r"nao entregue|falha na entrega|nao foi possivel entregar|devolvida",
+)
+_STATUS = re.compile(r"(?<![\d.])([245])\.(\d{1,3})\.(\d{1,3})(?![\d.])")
+_SMTP_CODE = re.compile(r"(?<!\d)([45]\d\d)[ -]")
+_DEAD = _phrases(
+    r"user unknown|unknown user|no such user|does not exist|doesn't exist|"
+    r"mailbox unavailable|mailbox not found|invalid recipient|recipient rejected|"
+    r"address rejected|no mailbox|account (has been )?disabled|no longer (active|in use)|"
+    r"unknown recipient|not a valid mailbox|host or domain name not found|nxdomain",
+    r"unbekannt|existiert nicht|inconnu|n'existe pas|no existe|inesistente|"
+    r"onbekend|bestaat niet|nao existe|desconhecido",
+)
+_DIAG = re.compile(r"^.*(?:\b[45]\d\d\b|[245]\.\d{1,3}\.\d{1,3}).*$", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class Bounce:
+    hard: bool
+    status: str  # "5.1.1", "" when none was found
+    diagnostic: str
+    recipient: str  # the failed address, lower-cased, "" when unknown
+    policy: bool = False  # 5.7.x: blocked for policy or reputation, the address is fine
+
+
+@dataclass(frozen=True)
+class Classification:
+    kind: EventKind  # REPLY, AUTO_REPLY, BOUNCE, UNSUBSCRIBE or FORWARD
+    reason: str  # which rule decided, for logs and tests
+    text: str = ""  # the new text, without quotes and signature
+    until: datetime | None = None  # AUTO_REPLY: when the sender says they are back
+    bounce: Bounce | None = None
+
+
+def _severity(status: str, diagnostic: str) -> tuple[bool, bool]:
+    """(hard, policy) for an enhanced status code and diagnostic text."""
+    folded = fold(diagnostic)
+    if status.startswith("5.7."):
+        return False, True
+    if status.startswith("5.1."):
+        return True, False
+    if status.startswith("5.") or re.search(r"(?<!\d)5\d\d(?!\d)", diagnostic):
+        return bool(_DEAD.search(folded)), False
+    return False, False
+
+
+def bounce_of(msg: Inbound) -> Bounce | None:
+    """The bounce in ``msg``, or None when it is not one."""
+    for rcpt in msg.dsn:
+        if rcpt.action in ("delivered", "relayed", "expanded"):
+            continue
+        status = rcpt.status or ("5.0.0" if rcpt.action == "failed" else "4.0.0")
+        hard, policy = _severity(status, rcpt.diagnostic)
+        return Bounce(hard, status, rcpt.diagnostic, rcpt.recipient, policy)
+    if msg.is_report and msg.dsn:
+        return None  # a report of success ("delivered", "relayed")
+    from_bounce = bool(_BOUNCE_FROM.match(msg.from_addr)) or not msg.from_addr
+    subject_bounce = bool(_BOUNCE_SUBJECT.search(fold(msg.subject)))
+    if not (from_bounce and (subject_bounce or msg.is_report)) and not (
+        subject_bounce and _STATUS.search(msg.text)
+    ):
+        return None
+    found = _STATUS.search(msg.text)
+    code = _SMTP_CODE.search(msg.text)
+    status = ".".join(found.groups()) if found else ""
+    if not status and code:
+        status = f"{code.group(1)[0]}.0.0"
+    line = _DIAG.search(msg.text)
+    diagnostic = line.group(0).strip()[:500] if line else ""
+    hard, policy = _severity(status or "5.0.0", f"{diagnostic}\n{msg.text[:5000]}")
+    recipient = ""
+    for header in ("x-failed-recipients", "original-recipient", "final-recipient"):
+        value = msg.header(header).rpartition(";")[2].strip().strip("<>").lower()
+        if "@" in value:
+            recipient = value
+            break
+    return Bounce(hard, status or "5.0.0", diagnostic, recipient, policy)
+
+
+def _auto_header(msg: Inbound) -> str | None:
+    auto_submitted = msg.header("auto-submitted").lower()
+    if auto_submitted and not auto_submitted.startswith("no"):
+        return f"Auto-Submitted: {auto_submitted}"
+    for name in ("x-autoreply", "x-autorespond", "x-autoresponder"):
+        if msg.header(name):
+            return name
+    suppress = msg.header("x-auto-response-suppress").lower()
+    if any(word in suppress for word in ("all", "oof", "autoreply")):
+        return "X-Auto-Response-Suppress"
+    precedence = msg.header("precedence").lower()
+    if precedence in ("auto_reply", "bulk", "junk", "list"):
+        return f"Precedence: {precedence}"
+    if msg.header("return-path").strip() == "<>":
+        return "null Return-Path"
+    return None
+
+
+def classify(
+    msg: Inbound, now: datetime, *, unsubscribe_addresses: frozenset[str] = frozenset()
+) -> Classification:
+    """Decide what ``msg`` is; ``now`` dates the return dates that omit a year."""
+    bounce = bounce_of(msg)
+    if bounce is not None:
+        why = "DSN" if msg.dsn else "non-standard bounce"
+        return Classification(EventKind.BOUNCE, why, bounce=bounce)
+
+    text = new_text(msg.text)
+    folded_subject = fold(msg.subject)
+    folded_text = fold(text)
+    sent = msg.date or now
+    auto = _auto_header(msg)
+    if auto is None and _AUTO_SUBJECT.search(folded_subject):
+        auto = "out-of-office subject"
+    if auto is None and _AUTO_BODY.search(folded_text) and not has_quote(msg.text):
+        auto = "out-of-office text"
+    if auto is not None:
+        until = return_date(f"{msg.subject}\n{text}", sent)
+        return Classification(EventKind.AUTO_REPLY, auto, text=text, until=until)
+
+    if unsubscribe_addresses & {r.lower() for r in msg.recipients}:
+        return Classification(EventKind.UNSUBSCRIBE, "sent to the unsubscribe address", text)
+    if _UNSUBSCRIBE.search(folded_text) or (
+        not folded_text and _UNSUBSCRIBE.search(folded_subject)
+    ):
+        return Classification(EventKind.UNSUBSCRIBE, "asked in words", text)
+    if _FORWARD_SUBJECT.match(msg.subject) or _FORWARD_BODY.search(fold(msg.text[:20_000])):
+        return Classification(EventKind.FORWARD, "forwarded", text)
+    return Classification(EventKind.REPLY, "reply", text)

@@ -1,0 +1,98 @@
+"""Return dates stated in out-of-office text, in EN, DE, FR, ES, IT, NL and PT. Pure.
+
+"I am back on 30 November", "bis zum 28.11.2026", "jusqu'au 2 décembre", "hasta el 1 de
+diciembre de 2026", "fino al 30/11", "tot en met 1 december", "até 30 de novembro": every
+date in the text is read, and the latest one within the next 120 days is the return date.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from datetime import UTC, date, datetime, time, timedelta
+
+__all__ = ["fold", "return_date", "stated_dates"]
+
+HORIZON = timedelta(days=120)
+
+_MONTHS = {
+    1: "january januar janner janvier enero gennaio januari janeiro jan",
+    2: "february februar fevrier febrero febbraio februari fevereiro feb fev",
+    3: "march marz maerz mars marzo maart marco mar mrz",
+    4: "april avril abril aprile apr",
+    5: "may mai mayo maggio mei maio",
+    6: "june juni juin junio giugno junho jun",
+    7: "july juli juillet julio luglio julho jul",
+    8: "august aout agosto augustus aug ago",
+    9: "september septembre septiembre setiembre settembre setembro sep sept set",
+    10: "october oktober octobre octubre ottobre oktober outubro oct okt ott",
+    11: "november novembre noviembre novembro nov",
+    12: "december dezember decembre diciembre dicembre dezembro dec dez dic",
+}
+MONTHS = {name: number for number, names in _MONTHS.items() for name in names.split()}
+_NAME = "|".join(sorted(MONTHS, key=len, reverse=True))
+_YEAR = r"(?:\s*,?\s*(?:de\s+|del\s+)?(?P<year>\d{4}))?"
+_PATTERNS = (
+    # 2026-11-30
+    re.compile(r"\b(?P<year>\d{4})-(?P<month>\d{1,2})-(?P<day>\d{1,2})\b"),
+    # 30.11.2026, 30/11/2026, 30-11-26; 30.11. (German, year left out)
+    re.compile(r"\b(?P<a>\d{1,2})[./-](?P<b>\d{1,2})(?:[./-](?P<year>\d{4}|\d{2})\b|\.(?!\d))"),
+    # 30 November 2026, 30. November, 1er décembre, 1 de diciembre de 2026, 30 nov.
+    re.compile(
+        rf"\b(?P<day>\d{{1,2}})(?:st|nd|rd|th|er|e|o|º|°)?\.?\s+(?:de\s+|di\s+)?"
+        rf"(?P<name>{_NAME})\b\.?{_YEAR}"
+    ),
+    # November 30, 2026; Nov 30th
+    re.compile(rf"\b(?P<name>{_NAME})\.?\s+(?P<day>\d{{1,2}})(?:st|nd|rd|th)?\b{_YEAR}"),
+)
+
+
+def fold(text: str) -> str:
+    """Lower-case, accents removed, whitespace collapsed: what phrases are matched on."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    plain = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return " ".join(plain.casefold().replace("ß", "ss").split())
+
+
+def _make(year: int | None, month: int, day: int, today: date) -> date | None:
+    candidates = [year] if year is not None else [today.year, today.year + 1]
+    for y in candidates:
+        if y is not None and y < 100:
+            y += 2000
+        try:
+            found = date(y, month, day)
+        except (ValueError, TypeError):
+            continue
+        if year is not None or found >= today - timedelta(days=7):
+            return found
+    return None
+
+
+def stated_dates(text: str, today: date) -> list[date]:
+    """Every date written in ``text``; a date without a year is the next one after today."""
+    folded = fold(text)[:20_000]
+    found: list[date] = []
+    for pattern in _PATTERNS:
+        for m in pattern.finditer(folded):
+            groups = m.groupdict()
+            year = int(groups["year"]) if groups.get("year") else None
+            if groups.get("a"):
+                a, b = int(groups["a"]), int(groups["b"])
+                day, month = (b, a) if b > 12 and a <= 12 else (a, b)  # US order only if forced
+            else:
+                day = int(groups["day"])
+                month = MONTHS[groups["name"]] if groups.get("name") else int(groups["month"])
+            made = _make(year, month, day, today)
+            if made is not None:
+                found.append(made)
+    return found
+
+
+def return_date(text: str, now: datetime) -> datetime | None:
+    """When to resume: the start of the day after the latest date stated within the
+    next 120 days (so nobody is mailed on the day they are still away), or None."""
+    today = now.astimezone(UTC).date()
+    dates = [d for d in stated_dates(text, today) if today <= d <= today + HORIZON]
+    if not dates:
+        return None
+    return datetime.combine(max(dates) + timedelta(days=1), time(), tzinfo=UTC)

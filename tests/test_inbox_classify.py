@@ -1,0 +1,108 @@
+"""The corpus (tests/corpus/, every kind in each language and client style) -> kind, text."""
+
+from __future__ import annotations
+
+import tomllib
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from nurtured.inbox.classify import classify
+from nurtured.inbox.dates import return_date
+from nurtured.inbox.extract import new_text
+from nurtured.inbox.parse import parse
+from nurtured.models import EventKind
+
+CORPUS = Path(__file__).parent / "corpus"
+INDEX: dict[str, dict[str, Any]] = tomllib.loads((CORPUS / "index.toml").read_text())
+NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
+UNSUBSCRIBE = frozenset({"unsubscribe@acme.example"})
+
+
+def load(name: str) -> bytes:
+    return (CORPUS / f"{name}.eml").read_bytes()
+
+
+def test_corpus_covers_every_kind_in_every_language() -> None:
+    """Replies, auto-replies, unsubscribes and forwards in all seven languages; bounces too."""
+    for kind in ("reply", "auto_reply", "unsubscribe", "forward"):
+        langs = {e["lang"] for e in INDEX.values() if e["kind"] == kind}
+        assert langs == {"en", "de", "fr", "es", "it", "nl", "pt"}, kind
+    assert sum(e["kind"] == "bounce" for e in INDEX.values()) >= 10
+
+
+@pytest.mark.parametrize("name", sorted(INDEX))
+def test_corpus_message_is_classified(name: str) -> None:
+    expect = INDEX[name]
+    result = classify(parse(load(name)), NOW, unsubscribe_addresses=UNSUBSCRIBE)
+    assert result.kind == EventKind(expect["kind"]), result.reason
+    if "text" in expect:  # the new text, without the quoted email (sign-offs may stay)
+        assert result.text.startswith(expect["text"])
+        assert "guide" not in result.text
+        assert "Unsubscribe" not in result.text
+    if "until" in expect:
+        assert result.until is not None
+        assert result.until.date().isoformat() == expect["until"]
+    if expect["kind"] == "bounce":
+        assert result.bounce is not None
+        assert (result.bounce.hard, result.bounce.status) == (expect["hard"], expect["status"])
+
+
+def test_policy_block_is_not_a_dead_address() -> None:
+    """5.7.1 is soft and marked as a policy block."""
+    result = classify(parse(load("bounce-policy")), NOW)
+    assert result.bounce is not None
+    assert (result.bounce.hard, result.bounce.policy) == (False, True)
+
+
+def test_quoted_unsubscribe_footer_is_not_a_request() -> None:
+    """Our own footer, quoted in a reply, does not unsubscribe anyone."""
+    raw = load("reply-en-gmail")
+    assert b"Unsubscribe" in raw
+    assert classify(parse(raw), NOW).kind == EventKind.REPLY
+
+
+def test_message_to_the_unsubscribe_address_is_an_unsubscribe() -> None:
+    raw = b"From: a@example.com\r\nTo: unsubscribe@acme.example\r\nSubject: x\r\n\r\n\r\n"
+    kind = classify(parse(raw), NOW, unsubscribe_addresses=UNSUBSCRIBE).kind
+    assert kind == EventKind.UNSUBSCRIBE
+
+
+def test_human_mentioning_holidays_with_a_quote_is_a_reply() -> None:
+    """An out-of-office sentence in a real reply (it quotes us) does not make it automatic."""
+    raw = (
+        b"From: a@example.com\r\nSubject: Re: intro\r\n\r\nI'm on vacation next week, "
+        b"but call me after.\r\n\r\n"
+        b"On Mon, 23 Nov 2026, Acme <hello@acme.example> wrote:\r\n> Hi\r\n"
+    )
+    assert classify(parse(raw), NOW).kind == EventKind.REPLY
+
+
+@pytest.mark.parametrize(
+    ("text", "until"),
+    [
+        ("back on 30 November", "2026-12-01"),
+        ("bis zum 28.11.2026", "2026-11-29"),
+        ("ab dem 1.12. wieder da", "2026-12-02"),
+        ("returning 12/15/2026", "2026-12-16"),
+        ("back 2026-12-04", "2026-12-05"),
+        ("out until 3 January", "2027-01-04"),
+    ],
+)
+def test_return_dates(text: str, until: str) -> None:
+    found = return_date(text, NOW)
+    assert found is not None
+    assert found.date().isoformat() == until
+
+
+def test_no_date_or_far_future_gives_no_return_date() -> None:
+    assert return_date("call me at 10.30", NOW) is None
+    assert return_date("back on 1 March 2029", NOW) is None
+
+
+def test_extract_handles_portuguese_and_signatures() -> None:
+    text = "Obrigado.\n\n-- \nJoão\n\nEm seg., 23 de nov. de 2026 às 10:00, Acme escreveu:\n> Olá\n"
+    assert new_text(text) == "Obrigado."
+    assert new_text("") == ""
