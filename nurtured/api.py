@@ -164,11 +164,20 @@ def lead_input(data: Mapping[str, object], now: datetime) -> LeadInput:
 async def save_lead(
     app: App, item: LeadInput, now: datetime, *, sales: bool
 ) -> tuple[Lead, bool, str | None]:
-    """Upsert one lead (and hand it to sales if asked); (lead, created, current stream)."""
+    """Upsert one lead (and hand it to sales if asked); (lead, created, current stream).
+
+    A lead that said no to marketing email (``consent: no``) is kept but never nurtured:
+    it is unsubscribed at once (sales may still contact one who asked them to).
+    """
+    refused = item.extra.get("consent") == "no"
     async with in_transaction():
-        report, (lead,) = await upsert([item], app.catalog, app.rules, now, enroll=not sales)
+        report, (lead,) = await upsert(
+            [item], app.catalog, app.rules, now, enroll=not (sales or refused)
+        )
         if sales and lead.status in STOPPABLE:
             await stop_lead(lead, LeadStatus.SALES, now, reason=f"sales request ({item.source})")
+        elif refused and lead.status == LeadStatus.ACTIVE:
+            await stop_lead(lead, LeadStatus.UNSUBSCRIBED, now, reason="no consent to email")
         current = await Enrollment.filter(lead_id=lead.id, state__in=CURRENT).first()
     return lead, report.created > 0, current.stream_id if current else None
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from email import policy
 from typing import Any
 
@@ -11,7 +12,7 @@ import pytest
 
 from nurtured.models import Enrollment, Event, EventKind, Lead, LeadStatus
 from tests.test_tracking import Server, serving
-from tests.walk import Walk
+from tests.walk import MONDAY, Walk
 
 TOKEN = "s3cret-intake-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -73,6 +74,16 @@ async def test_form_post_creates_an_enrolled_lead(server: Server) -> None:
     assert lead.extra == {"consent": "yes", "consent_at": lead.extra["consent_at"],
                           "utm_campaign": "spring"}  # fmt: skip
     assert await current_stream(lead.id) == "b"
+
+
+async def test_lead_without_consent_is_kept_but_never_mailed(walk: Walk, server: Server) -> None:
+    """consent: no -> the lead is stored, unsubscribed at once, in no stream."""
+    status, body = await post(server, json={"email": "no@example.com", "interests": ["a"],
+                                            "consent": False})  # fmt: skip
+    assert status == 201
+    assert (body["status"], body["stream"]) == ("unsubscribed", None)
+    await walk.engine.run_due(MONDAY + timedelta(days=1))
+    assert walk.received("no@example.com") == []
 
 
 async def test_consult_request_goes_to_sales_with_an_alert(walk: Walk, server: Server) -> None:
