@@ -24,7 +24,7 @@ from pathlib import Path
 from nurtured import jobs
 from nurtured.app import Runtime, load_app, make_transport
 from nurtured.db import database
-from nurtured.engine import PassReport
+from nurtured.outcomes import PassReport
 
 log = logging.getLogger(__name__)
 

@@ -13,9 +13,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from nurtured.app import App, Runtime, load_app
-from nurtured.engine import DUE_STATES, Engine, PassReport
+from nurtured.engine import DUE_STATES, Engine
 from nurtured.exceptions import ConfigError
 from nurtured.models import Enrollment
+from nurtured.outcomes import PassReport
 
 log = logging.getLogger(__name__)
 
