@@ -6,9 +6,12 @@ import email
 from datetime import timedelta
 from email import policy
 from email.message import EmailMessage
+from pathlib import Path
 from typing import Any
 
 from nurtured.alerts import alert_sales, recipients
+from nurtured.app import load_app
+from nurtured.intake import make_input, upsert
 from nurtured.models import (
     Delivery,
     DeliveryStatus,
@@ -20,7 +23,7 @@ from nurtured.models import (
     LeadStatus,
 )
 from nurtured.reactions import Signal, decayed, react
-from tests.walk import MONDAY, Walk
+from tests.walk import MONDAY, STREAMS, Walk, write_project
 
 REPLY = b"""\
 From: Ada <ada@example.com>
@@ -191,3 +194,39 @@ async def test_alert_recipients_follow_owner_then_rules(walk: Walk) -> None:
     assert recipients(walk.app, lead) == ["hello@acme.example"]  # nothing configured
     lead.extra = {"owner": "sam@acme.example"}
     assert recipients(walk.app, lead) == ["sam@acme.example"]
+
+
+async def test_click_and_score_transitions_pause_and_end(
+    tmp_path: Path, db: str, smtp_sink: Any
+) -> None:
+    """on_click can pause (for a time) or end the stream; on_score fires at its threshold."""
+    stream_a = STREAMS["streams/a.toml"].replace(
+        'on_click = { "interest:b" = "move:b" }',
+        'on_click = { "later" = "pause:3d", "stop" = "end", "hold" = "pause" }\n'
+        '        on_score = [{ at = 12, then = "move:b" }]',
+    )
+    app = load_app(write_project(tmp_path, smtp_sink.port, **{"streams/a.toml": stream_a}))
+    item = make_input({"email": "ada@example.com", "interest": "a"})
+    _, (ada,) = await upsert([item], app.catalog, app.rules, MONDAY)
+    (paused,) = await react(app, [Signal(ada.id, EventKind.CLICK, MONDAY, tag="later")])
+    assert paused.action == "pause:3d"
+    enrollment = await current(ada)
+    assert enrollment is not None
+    assert (enrollment.state, enrollment.next_due_at) == (
+        EnrollmentState.PAUSED, MONDAY + timedelta(days=3)
+    )  # fmt: skip
+    (held,) = await react(app, [Signal(ada.id, EventKind.CLICK, MONDAY, tag="hold")])
+    assert held.action == "pause"
+    enrollment = await current(ada)
+    assert enrollment is not None
+    assert enrollment.next_due_at is None  # until someone wakes it
+    # 5 + 5 (two clicks above) + 5 crosses 12: on_score moves the lead to b.
+    (scored,) = await react(app, [Signal(ada.id, EventKind.CLICK, MONDAY)])
+    assert (scored.score, scored.action) == (15, "move:b")
+
+    _, (bob,) = await upsert([make_input({"email": "bob@example.com", "interest": "a"})],
+                             app.catalog, app.rules, MONDAY)  # fmt: skip
+    (ended,) = await react(app, [Signal(bob.id, EventKind.CLICK, MONDAY, tag="stop")])
+    assert ended.action == "end"
+    assert await current(bob) is None
+    assert (await Lead.get(id=bob.id)).status == LeadStatus.ACTIVE  # stream over, lead kept
