@@ -16,7 +16,6 @@ import asyncio
 import logging
 import secrets
 from datetime import datetime
-from email.message import EmailMessage
 from typing import Any
 
 from tortoise.transactions import in_transaction
@@ -29,7 +28,7 @@ from nurtured.exceptions import (
     SendError,
 )
 from nurtured.mailer import Transport
-from nurtured.message import build_message, domain_of, make_message_id
+from nurtured.message import build_message_bytes, domain_of, make_message_id
 from nurtured.models import (
     Delivery,
     DeliveryStatus,
@@ -317,11 +316,11 @@ class Engine:
                     job.enrollment.next_due_at = now
         return claimed
 
-    def _message(self, job: Job, now: datetime) -> EmailMessage:
+    def _message(self, job: Job, now: datetime) -> bytes:
         assert job.rendered is not None
         sender = self.settings.sender
         unsubscribe = f"{self.settings.tracking.base_url}/u/{self.signer.sign('u', job.token)}"
-        return build_message(
+        return build_message_bytes(
             subject=job.rendered.subject,
             text=job.rendered.text,
             html=job.rendered.html,

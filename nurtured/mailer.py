@@ -41,7 +41,7 @@ class Transport(Protocol):
     async def start(self) -> None: ...
     async def close(self) -> None: ...
     async def send(
-        self, message: EmailMessage, *, sender: str, recipients: Sequence[str]
+        self, message: EmailMessage | bytes, *, sender: str, recipients: Sequence[str]
     ) -> None: ...
 
 
@@ -119,10 +119,16 @@ class MaildirOutbox:
     async def close(self) -> None:
         self._box = None
 
-    async def send(self, message: EmailMessage, *, sender: str, recipients: Sequence[str]) -> None:
+    async def send(
+        self, message: EmailMessage | bytes, *, sender: str, recipients: Sequence[str]
+    ) -> None:
         _check_envelope(sender, recipients)
         trace = f"Return-Path: <{sender}>\n" + "".join(f"Delivered-To: {r}\n" for r in recipients)
-        data = trace.encode("ascii") + message.as_bytes(policy=_FILE_POLICY)
+        if isinstance(message, bytes):  # CRLF wire form -> a file's LF lines
+            body = message.replace(b"\r\n", b"\n")
+        else:
+            body = message.as_bytes(policy=_FILE_POLICY)
+        data = trace.encode("ascii") + body
         async with self._lock:
             try:
                 await asyncio.to_thread(self._write, data)
@@ -211,11 +217,17 @@ class SmtpTransport:
                     smtp.close()
             self._idle.put_nowait(smtp)
 
-    async def send(self, message: EmailMessage, *, sender: str, recipients: Sequence[str]) -> None:
+    async def send(
+        self, message: EmailMessage | bytes, *, sender: str, recipients: Sequence[str]
+    ) -> None:
+        """Send one message (an EmailMessage, or its CRLF bytes as built for sending)."""
         if self._closed:
             raise TransientSendError("SMTP transport is closed")
         _check_envelope(sender, recipients)
-        payload = message.as_bytes(policy=email.policy.SMTP)
+        if isinstance(message, bytes):
+            payload = message
+        else:
+            payload = message.as_bytes(policy=email.policy.SMTP)
         smtp = await self._idle.get()
         try:
             if self._limiter is not None:

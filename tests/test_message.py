@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import re
 from datetime import datetime, timedelta, timezone
 from email.header import decode_header, make_header
 from email.message import EmailMessage
@@ -15,6 +16,7 @@ from hypothesis import strategies as st
 
 from nurtured.message import (
     build_message,
+    build_message_bytes,
     check_addr_spec,
     clean_header_value,
     domain_of,
@@ -230,3 +232,77 @@ def test_spaces_between_non_ascii_words_survive() -> None:
     msg = parse(make(subject=subject, to_name=name))
     assert msg["Subject"] == subject
     assert display_name(msg) == name
+
+
+def _both(**overrides: Any) -> tuple[EmailMessage, EmailMessage]:
+    """The same message from build_message (serialised) and build_message_bytes, parsed."""
+    values: dict[str, Any] = {
+        "subject": "Your white paper",
+        "text": "Hello Ana,\nhere it is.\n",
+        "html": "<p>Hello Ana</p>",
+        "from_name": "Acme Marketing",
+        "from_addr": "news@acme.example",
+        "to_name": "Ana Lima",
+        "to_addr": "ana@lead.example",
+        "reply_to": "replies+tok123@acme.example",
+        "message_id": "<tok123@acme.example>",
+        "date": DATE,
+        "unsubscribe_url": "https://t.acme.example/u/tok123.sig",
+        "unsubscribe_mailto": "unsubscribe@acme.example",
+    }
+    values.update(overrides)
+    slow = build_message(**values).as_bytes(policy=email.policy.SMTP)
+    fast = build_message_bytes(**values)
+    assert b"\r\n" in fast
+    assert b"\n" not in fast.replace(b"\r\n", b"")  # CRLF only
+    assert all(len(line) <= 998 for line in fast.split(b"\r\n"))
+    read = email.message_from_bytes
+    return (
+        read(slow, policy=email.policy.default),  # type: ignore[return-value]
+        read(fast, policy=email.policy.default),
+    )  # fmt: skip
+
+
+def _same(slow: EmailMessage, fast: EmailMessage) -> None:
+    assert [(k, str(v)) for k, v in slow.items() if k != "Content-Type"] == [
+        (k, str(v)) for k, v in fast.items() if k != "Content-Type"
+    ]
+    assert slow.get_content_type() == fast.get_content_type()
+    slow_parts = list(slow.iter_parts()) or [slow]
+    fast_parts = list(fast.iter_parts()) or [fast]
+    assert [(p.get_content_type(), p.get_content()) for p in slow_parts] == [
+        (p.get_content_type(), p.get_content()) for p in fast_parts
+    ]
+
+
+@given(
+    subject=st.text(max_size=120),
+    text=st.text(max_size=400),
+    html=st.one_of(st.none(), st.text(max_size=400)),
+    name=st.text(max_size=60),
+)
+def test_fast_serialiser_equals_the_email_package(
+    subject: str, text: str, html: str | None, name: str
+) -> None:
+    """Whatever the lead data, the send path's bytes read back as build_message's do."""
+    text = text.replace("\r", "")  # line ends are normalised by both, differently for lone CRs
+    html = html.replace("\r", "") if html is not None else None
+    values = {"subject": subject, "text": text, "html": html, "to_name": name}
+    try:
+        make(**values)
+    except ValueError as refused:  # what build_message refuses, the fast path refuses too
+        with pytest.raises(ValueError, match=re.escape(str(refused)[:40])):
+            _both(**values)
+        return
+    _same(*_both(**values))
+
+
+def test_fast_serialiser_cannot_be_injected_and_keeps_extra_headers() -> None:
+    slow, fast = _both(to_name="Eve\r\nBcc: victim@example.net", subject="Hi\nX-Evil: 1",
+                       extra_headers={"X-Campaign": "spring"})  # fmt: skip
+    _same(slow, fast)
+    assert fast["Bcc"] is None
+    assert fast["X-Evil"] is None
+    assert fast["X-Campaign"] == "spring"
+    with pytest.raises(ValueError, match="set by build_message"):
+        _both(extra_headers={"From": "x@y.example"})
