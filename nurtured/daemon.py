@@ -116,7 +116,7 @@ async def run_forever(runtime: Runtime, config_path: Path) -> None:
                 if reloader.check():
                     await jobs.recover(runtime)  # wakes held leads when streams grew
                 if embedded:
-                    report = await jobs.send_due(runtime)
+                    report = await jobs.send_due(runtime, stop=stop)
                     total.counts.update(report.counts)
                     wake = await jobs.next_due(runtime.clock(), POLL)
                 else:

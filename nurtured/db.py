@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
-from tortoise import Tortoise
+from tortoise import Model, Tortoise
 from tortoise.migrations.api import migrate
 
 log = logging.getLogger(__name__)
@@ -50,3 +50,29 @@ async def database(url: str, *, upgrade: bool = True) -> AsyncIterator[None]:
         yield
     finally:
         await close_db()
+
+
+async def update_rows(
+    model: type[Model], instances: Sequence[Model], fields: Sequence[str]
+) -> None:
+    """``UPDATE model SET fields WHERE pk`` for every instance, as one prepared statement
+    executed many times (inside the caller's transaction, if any).
+
+    Tortoise's ``bulk_update`` builds one ``CASE WHEN pk=...`` expression per field over
+    the whole batch; the database then evaluates each CASE for every row, which made it
+    the slowest part of saving a batch. Values go through each field's ``to_db_value``,
+    as in ``Model.save``.
+    """
+    if not instances:
+        return
+    db = model._meta.db
+    sql = db.executor_class(model=model, db=db).get_update_sql(list(fields), None)
+    meta = model._meta
+    converters = [meta.fields_map[name].to_db_value for name in fields]
+    to_pk = meta.pk.to_db_value
+    rows = [
+        [convert(getattr(obj, name), obj) for convert, name in zip(converters, fields, strict=True)]
+        + [to_pk(obj.pk, obj)]
+        for obj in instances
+    ]
+    await db.execute_many(sql, rows)

@@ -15,8 +15,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from tortoise.transactions import in_transaction
 
@@ -44,36 +44,23 @@ from nurtured.render import Renderer
 from nurtured.scheduler import Next, SendRules, place
 from nurtured.streams import Catalog
 from nurtured.tokens import Signer, new_delivery_token
+from nurtured.views import company_view, lead_view
 
 log = logging.getLogger(__name__)
 
 DUE_STATES = (EnrollmentState.ACTIVE, EnrollmentState.PAUSED)
 
 
-def lead_view(lead: Lead) -> dict[str, Any]:
-    return {
-        "email": lead.email,
-        "first_name": lead.first_name,
-        "last_name": lead.last_name,
-        "full_name": " ".join(p for p in (lead.first_name, lead.last_name) if p),
-        "title": lead.title,
-        "source": lead.source,
-        "interests": list(lead.interests or ()),
-        "timezone": lead.timezone,
-        "fields": dict(lead.extra or {}),
-    }
+@dataclass
+class Batch:
+    """A leased, planned and claimed batch, waiting to be sent."""
 
-
-def company_view(lead: Lead) -> dict[str, Any]:
-    company = lead.company
-    if company is None:
-        return {"name": None, "domain": None, "size": None, "industry": None}
-    return {
-        "name": company.name,
-        "domain": company.domain,
-        "size": company.size,
-        "industry": company.industry,
-    }
+    picked: int  # enrollments leased
+    jobs: list[Job]
+    received: dict[int, set[str]]
+    changes: Changes
+    lease: str | None
+    held: dict[int, int]  # enrollment id -> lead id
 
 
 class Engine:
@@ -117,22 +104,53 @@ class Engine:
             log.info("%d held leads woken: their streams have new steps", woken)
         return len(stale)
 
-    async def run_due(self, now: datetime, *, max_batches: int = 10_000) -> PassReport:
-        """Process everything due at ``now``, batch after batch."""
+    async def run_due(
+        self, now: datetime, *, max_batches: int = 10_000, stop: asyncio.Event | None = None
+    ) -> PassReport:
+        """Process everything due at ``now``, batch after batch (until ``stop`` is set).
+
+        Two batches overlap: while one batch's emails are being sent, the next one is
+        leased, read, rendered and claimed, so the database and the SMTP connections are
+        both kept busy. The batches are disjoint (each holds its own lease) and every
+        batch is finished (sent, recorded, saved) before this returns, also on errors.
+        """
         report = PassReport()
-        for _ in range(max_batches):
-            picked = await self.process_batch(now, report)
-            if picked < self.batch_size:
-                break
+        sending: asyncio.Task[None] | None = None
+        try:
+            for _ in range(max_batches):
+                if stop is not None and stop.is_set():
+                    break
+                batch = await self._prepare(now, report)
+                if sending is not None:
+                    await sending
+                    sending = None
+                if batch is None:
+                    break
+                sending = asyncio.create_task(self._finish(batch, now, report))
+                if batch.picked < self.batch_size:
+                    break
+        finally:
+            if sending is not None:
+                # Never abandon a batch mid-send: its claims are committed, its outcomes
+                # must be. A cancellation waits for it (shielded), then goes on.
+                await asyncio.shield(sending)
         if report.counts:
             log.info("pass at %s: %s", now.isoformat(), report.summary())
         return report
 
     async def process_batch(self, now: datetime, report: PassReport) -> int:
         """Lease up to batch_size due enrollments and walk each one step; return how many."""
+        batch = await self._prepare(now, report)
+        if batch is None:
+            return 0
+        await self._finish(batch, now, report)
+        return batch.picked
+
+    async def _prepare(self, now: datetime, report: PassReport) -> Batch | None:
+        """Lease, read, plan, render and claim a batch; None when nothing is due."""
         enrollments = await self._lease_due(now)
         if not enrollments:
-            return 0
+            return None
         lease = enrollments[0].lease
         held = {e.id: e.lead_id for e in enrollments}
         lead_ids = {e.lead_id for e in enrollments}
@@ -160,12 +178,15 @@ class Engine:
 
         jobs = self._render(jobs, now, changes, report)
         jobs = await self._claim(jobs, now, report)
-        await self._send(jobs, now)
+        return Batch(len(enrollments), jobs, received, changes, lease, held)
+
+    async def _finish(self, batch: Batch, now: datetime, report: PassReport) -> None:
+        """Send a prepared batch, then record and save every outcome."""
+        await self._send(batch.jobs, now)
         retry = self.settings.sending.retry
-        record(jobs, received, now, changes, report, catalog=self.catalog, rules=self.rules,
-               retry=retry)  # fmt: skip
-        await save(jobs, now, changes, lease, held, retry=retry)
-        return len(enrollments)
+        record(batch.jobs, batch.received, now, batch.changes, report, catalog=self.catalog,
+               rules=self.rules, retry=retry)  # fmt: skip
+        await save(batch.jobs, now, batch.changes, batch.lease, batch.held, retry=retry)
 
     async def _lease_due(self, now: datetime) -> list[Enrollment]:
         due_ids = (
@@ -349,4 +370,13 @@ class Engine:
             except SendError as exc:
                 job.outcome = exc
 
-        await asyncio.gather(*(send_one(job) for job in jobs))
+        # As many senders as the transport has connections, each building its next
+        # message only when it can send it: memory stays flat whatever the batch size.
+        queue = iter(jobs)
+
+        async def sender() -> None:
+            for job in queue:
+                await send_one(job)
+
+        workers = min(len(jobs), max(1, getattr(self.transport, "pool_size", 1)))
+        await asyncio.gather(*(sender() for _ in range(workers)))

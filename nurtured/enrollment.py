@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 
 from tortoise.transactions import in_transaction
 
+from nurtured.db import update_rows
 from nurtured.models import (
     CURRENT,
     Delivery,
@@ -104,7 +105,7 @@ class Changes:
     async def write(self) -> None:
         """Write everything inside the caller's transaction: ended enrollments first."""
         if self.updated:
-            await Enrollment.bulk_update(list(self.updated.values()), ENROLLMENT_FIELDS)
+            await update_rows(Enrollment, list(self.updated.values()), ENROLLMENT_FIELDS)
         if self.created:
             await Enrollment.bulk_create(self.created)
         if self.events:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from email_validator import EmailNotValidError, validate_email
 
+from nurtured.db import update_rows
 from nurtured.enrollment import enroll_new
 from nurtured.exceptions import LeadError
 from nurtured.models import Company, Lead
@@ -171,7 +172,7 @@ async def upsert(
     if new:
         await Lead.bulk_create(new, ignore_conflicts=True)
     if changed:
-        await Lead.bulk_update(changed, UPDATE_FIELDS)
+        await update_rows(Lead, changed, UPDATE_FIELDS)
     report.created += len(new)
     report.updated += len(changed)
     leads = await Lead.filter(email__in=list(latest))

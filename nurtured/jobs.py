@@ -7,6 +7,7 @@ leased by a conditional update and deliveries are claimed under a unique constra
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from datetime import datetime, timedelta
@@ -27,9 +28,11 @@ def make_engine(runtime: Runtime) -> Engine:
                   transport=runtime.transport, signer=app.signer)  # fmt: skip
 
 
-async def send_due(runtime: Runtime, now: datetime | None = None) -> PassReport:
-    """Send everything due at ``now`` (default: the runtime's clock)."""
-    return await make_engine(runtime).run_due(now or runtime.clock())
+async def send_due(
+    runtime: Runtime, now: datetime | None = None, *, stop: asyncio.Event | None = None
+) -> PassReport:
+    """Send everything due at ``now`` (default: the runtime's clock), or until ``stop``."""
+    return await make_engine(runtime).run_due(now or runtime.clock(), stop=stop)
 
 
 async def recover(runtime: Runtime, now: datetime | None = None) -> int:

@@ -20,7 +20,7 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import Policy
 from email.utils import format_datetime, formataddr
-from functools import lru_cache
+from functools import lru_cache, partial
 
 __all__ = [
     "RESERVED_HEADERS",
@@ -133,10 +133,15 @@ class _Prefolded(str):
         return header
 
     def fold(self, *, policy: Policy) -> str:
-        lines = f"{self.name}: {self._fold_value(policy.linesep)}"
-        if any(len(line) > _MAX_LINE for line in lines.split(policy.linesep)):
-            raise ValueError(f"{self.name} is too long for a header line")
-        return lines + policy.linesep
+        return _header_line(self.name, self._fold_value(policy.linesep), policy.linesep)
+
+
+def _header_line(name: str, folded: str, linesep: str) -> str:
+    """``name: folded`` and a line break; refused if any line would be over 998 bytes."""
+    lines = f"{name}: {folded}"
+    if len(lines) > _MAX_LINE and any(len(line) > _MAX_LINE for line in lines.split(linesep)):
+        raise ValueError(f"{name} is too long for a header line")
+    return lines + linesep
 
 
 def _needs_encoding(value: str) -> bool:
@@ -148,28 +153,29 @@ def _text_header(name: str, value: str) -> _Prefolded:
     """An unstructured header (Subject, X-...): cleaned, and if not plain ASCII, encoded
     whole as UTF-8 encoded-words so no whitespace is lost between them."""
     value = clean_header_value(value)
+    return _Prefolded(name, value, partial(_fold_text, name, value))
+
+
+def _fold_text(name: str, value: str, linesep: str) -> str:
     charset = "utf-8" if _needs_encoding(value) else "us-ascii"
-
-    def fold_value(linesep: str) -> str:
-        return Header(value, charset, header_name=name).encode(linesep=linesep)
-
-    return _Prefolded(name, value, fold_value)
+    return Header(value, charset, header_name=name).encode(linesep=linesep)
 
 
 def _address_header(field: str, name: str, addr: str) -> _Prefolded:
     check_addr_spec(addr)
     name = clean_header_value(name)
     shown = str(Address(display_name=name, addr_spec=addr))
+    return _Prefolded(field, shown, partial(_fold_address, field, name, addr))
 
-    def fold_value(linesep: str) -> str:
-        if not name:
-            return addr
-        if not _needs_encoding(name):
-            return formataddr((name, addr))  # quotes commas, quotes, dots as needed
-        encoded = Header(name, "utf-8", header_name=field).encode(linesep=linesep)
-        return f"{encoded}{linesep} <{addr}>"
 
-    return _Prefolded(field, shown, fold_value)
+def _fold_address(field: str, name: str, addr: str, linesep: str) -> str:
+    """``name <addr>`` folded; ``name`` already cleaned and ``addr`` already checked."""
+    if not name:
+        return addr
+    if not _needs_encoding(name):
+        return formataddr((name, addr))  # quotes commas, quotes, dots as needed
+    encoded = Header(name, "utf-8", header_name=field).encode(linesep=linesep)
+    return f"{encoded}{linesep} <{addr}>"
 
 
 def _list_header(name: str, items: list[str]) -> _Prefolded:
@@ -265,10 +271,24 @@ def build_message(
 _CRLF = policy.SMTP.linesep
 
 
-@lru_cache(maxsize=4096)
-def _folded_address(field: str, name: str, addr: str) -> str:
+@lru_cache(maxsize=1024)
+def _folded_sender(field: str, name: str, addr: str) -> str:
     """A whole address header line; the sender's lines are the same in every message."""
-    return _address_header(field, name, addr).fold(policy=policy.SMTP)
+    return _address_line(field, name, addr)
+
+
+def _address_line(field: str, name: str, addr: str) -> str:
+    """What ``_address_header(...).fold(policy=SMTP)`` gives, with fewer steps."""
+    check_addr_spec(addr)
+    name = clean_header_value(name)
+    return _header_line(field, _fold_address(field, name, addr, _CRLF), _CRLF)
+
+
+@lru_cache(maxsize=1024)
+def _folded_text(name: str, value: str) -> str:
+    """A whole unstructured header line; a subject is the same for many leads."""
+    value = clean_header_value(value)
+    return _header_line(name, _fold_text(name, value, _CRLF), _CRLF)
 
 
 def _qp(text: str) -> bytes:
@@ -316,12 +336,12 @@ def build_message_bytes(
         raise ValueError(f"not a valid Message-ID: {message_id!r}")
     fold = policy.SMTP
     lines = [
-        _folded_address("From", from_name, from_addr),
-        _address_header("To", to_name, to_addr).fold(policy=fold),
+        _folded_sender("From", from_name, from_addr),
+        _address_line("To", to_name, to_addr),
     ]
     if reply_to is not None:
-        lines.append(_folded_address("Reply-To", "", reply_to))
-    lines.append(_text_header("Subject", subject).fold(policy=fold))
+        lines.append(_address_line("Reply-To", "", reply_to))
+    lines.append(_folded_text("Subject", subject))
     lines.append(f"Date: {format_datetime(date)}{_CRLF}")
     lines.append(f"Message-ID: {message_id}{_CRLF}")
     targets = []
@@ -338,7 +358,7 @@ def build_message_bytes(
             raise ValueError(f"not a valid header name: {name!r}")
         if name.lower() in RESERVED_HEADERS:
             raise ValueError(f"header {name!r} is set by build_message itself")
-        lines.append(_text_header(name, value).fold(policy=fold))
+        lines.append(_folded_text(name, value))
     lines.append(f"MIME-Version: 1.0{_CRLF}")
     head = "".join(lines).encode("ascii")
     if html is None:

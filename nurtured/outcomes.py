@@ -15,6 +15,7 @@ from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
 from nurtured.config import Retry
+from nurtured.db import update_rows
 from nurtured.enrollment import Changes, leave, settle
 from nurtured.exceptions import (
     PermanentSendError,
@@ -158,7 +159,7 @@ async def save(
                 status=DeliveryStatus.SENT, sent_at=now, attempts=F("attempts") + 1
             )
         if others:
-            await Delivery.bulk_update(others, ("status", "attempts", "retry_at", "error"))
+            await update_rows(Delivery, others, ("status", "attempts", "retry_at", "error"))
         still = Enrollment.filter(id__in=list(held), lease=lease)
         kept: set[int] = {pk for (pk,) in await still.values_list("id")}
         lost = {lead_id for enrollment_id, lead_id in held.items() if enrollment_id not in kept}

@@ -8,13 +8,13 @@ from pathlib import Path
 
 from nurtured.app import load_app
 from nurtured.db import database
-from nurtured.engine import company_view, lead_view
 from nurtured.exceptions import NotFound
 from nurtured.message import build_message, domain_of, make_message_id
 from nurtured.queries import find_lead
 from nurtured.render import SAMPLE_COMPANY, SAMPLE_LEAD
 from nurtured.streams import Step, Stream
 from nurtured.tokens import new_delivery_token
+from nurtured.views import company_view, lead_view
 
 
 def find_step(stream: Stream, step: str) -> Step:

@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from nurtured.app import load_app
 from nurtured.engine import Engine
@@ -65,6 +68,51 @@ async def test_batches_cover_all_due_leads_with_one_send_each(walk: Walk) -> Non
     assert report["sent"] == 7
     assert len(walk.sink.messages) == 7
     assert await Delivery.filter(status=DeliveryStatus.SENT).count() == 7
+
+
+async def test_stop_ends_the_pass_after_the_batch_in_flight(walk: Walk) -> None:
+    """Setting ``stop`` (SIGTERM in the daemon) drains: batches already claimed are sent
+    and saved, no new batch is leased, and the rest stay due for the next pass."""
+    for i in range(7):
+        await walk.add(f"lead{i}@example.com")
+    stop = asyncio.Event()
+    real_send = walk.engine._send
+
+    async def send_then_stop(jobs: list[Any], now: datetime) -> None:
+        stop.set()  # the signal arrives while the first batch is being sent
+        await real_send(jobs, now)
+
+    walk.engine._send = send_then_stop  # type: ignore[method-assign]
+    report = await walk.engine.run_due(MONDAY, stop=stop)
+    # Batch 1 was sending when the stop came; batch 2 was already claimed (prepared
+    # while batch 1 went out), so it is sent too; nothing after it is leased.
+    assert report["sent"] == 4
+    assert await Delivery.filter(status=DeliveryStatus.SENT).count() == 4
+    assert await Delivery.exclude(status=DeliveryStatus.SENT).count() == 0
+    walk.engine._send = real_send  # type: ignore[method-assign]
+    assert (await walk.engine.run_due(MONDAY))["sent"] == 3
+
+
+async def test_an_error_preparing_a_batch_waits_for_the_batch_being_sent(walk: Walk) -> None:
+    """Batches overlap; if preparing the next one fails, the one in flight still ends
+    with its outcomes saved before the error comes out."""
+    for i in range(4):
+        await walk.add(f"lead{i}@example.com")
+    real_claim = walk.engine._claim
+    calls = 0
+
+    async def claim_fails_second_time(jobs: list[Any], now: datetime, report: Any) -> list[Any]:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise RuntimeError("database went away")
+        return await real_claim(jobs, now, report)
+
+    walk.engine._claim = claim_fails_second_time  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError, match="database went away"):
+        await walk.engine.run_due(MONDAY)
+    assert await Delivery.filter(status=DeliveryStatus.SENT).count() == 2
+    assert len(walk.sink.messages) == 2
 
 
 async def test_send_window_in_the_leads_time_zone(walk: Walk, tmp_path: Path) -> None:
