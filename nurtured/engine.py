@@ -251,7 +251,7 @@ class Engine:
             delivery_id, token, message_id, attempts = retry
             return Job(enrollment, lead, placement.stream, step, token, message_id,
                        attempts, delivery_id)  # fmt: skip
-        token = new_delivery_token()
+        token = new_delivery_token(now)
         return Job(enrollment, lead, placement.stream, step, token,
                    make_message_id(token, self.domain))  # fmt: skip
 

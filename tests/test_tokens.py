@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import stat
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,20 @@ def test_delivery_tokens_are_22_urlsafe_chars_and_unique() -> None:
     tokens = {new_delivery_token() for _ in range(1000)}
     assert len(tokens) == 1000
     assert all(re.fullmatch(r"[A-Za-z0-9_-]{22}", t) for t in tokens)
+
+
+def test_tokens_made_at_a_time_sort_after_earlier_ones_and_stay_secret() -> None:
+    """With ``now``, a token is the time as 8 hex digits (so index inserts stay local)
+    plus the same 128 random bits; later tokens sort after earlier ones."""
+    first = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+    early = [new_delivery_token(first) for _ in range(200)]
+    late = [new_delivery_token(first + timedelta(seconds=1)) for _ in range(200)]
+    assert max(early) < min(late)
+    assert len(set(early)) == 200
+    assert all(re.fullmatch(r"[0-9a-f]{8}[A-Za-z0-9_-]{22}", t) for t in early + late)
+    assert early[0][:8] == f"{int(first.timestamp()):08x}"
+    # What the inbox accepts as a plus-addressed token, and fits a Reply-To local part.
+    assert all(re.fullmatch(r"[A-Za-z0-9_-]{16,40}", t) for t in late)
 
 
 @pytest.mark.parametrize(("kind", "parts"), [("c", ("tok", "0")), ("o", ("tok",)), ("u", ("t",))])
