@@ -17,6 +17,7 @@ network (17.0.0.0/8) with a bare user agent.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from collections import OrderedDict
@@ -54,6 +55,11 @@ HUMAN: Final = Verdict(False)
 
 def scanner_agent(user_agent: str, extra: Iterable[str] = ()) -> bool:
     """A user agent that only a scanner, crawler, preview fetcher or script sends."""
+    return _scanner_agent(user_agent, tuple(extra))
+
+
+@functools.lru_cache(maxsize=1024)  # few distinct agents click; each costs ~60 searches
+def _scanner_agent(user_agent: str, extra: tuple[str, ...]) -> bool:
     ua = user_agent.strip().lower()
     if ua in BARE_AGENTS:
         return True

@@ -11,7 +11,7 @@ Machine signals (scanners, image proxies) are recorded and nothing more.
 from __future__ import annotations
 
 import logging
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -21,6 +21,7 @@ from tortoise.transactions import in_transaction
 
 from nurtured.app import App
 from nurtured.config_sections import Scoring
+from nurtured.db import update_rows
 from nurtured.enrollment import Changes, leave, received_content, settle
 from nurtured.models import CURRENT, Enrollment, EnrollmentState, Event, EventKind, Lead, LeadStatus
 from nurtured.scheduler import place
@@ -29,6 +30,8 @@ from nurtured.streams import Action, Stream
 log = logging.getLogger(__name__)
 
 MAILABLE = (LeadStatus.ACTIVE,)
+# The Lead fields reacting uses (enrollment.settle reads email and timezone too).
+LEAD_FIELDS = ("id", "email", "status", "score", "score_at", "timezone")
 
 
 @dataclass(frozen=True)
@@ -76,19 +79,38 @@ def points(signal: Signal, scoring: Scoring) -> int:
     return base
 
 
+class _Unloaded(Exception):
+    """Reacting needed a current enrollment that was not read whole (see ``react``)."""
+
+
 @dataclass
 class _Lead:
     """One lead's state while a batch of signals is applied to it."""
 
     lead: Lead
-    enrollment: Enrollment | None
+    current: Enrollment | None
     received: set[str]
     soft_bounces: int
     dirty: bool = False
+    # Set when only the stream of the current enrollment was read: using the enrollment
+    # itself raises _Unloaded.
+    light_stream: str | None = None
+
+    @property
+    def enrollment(self) -> Enrollment | None:
+        if self.light_stream is not None:
+            raise _Unloaded(self.lead.id)
+        return self.current
+
+    @enrollment.setter
+    def enrollment(self, enrollment: Enrollment | None) -> None:
+        self.current = enrollment
 
     @property
     def stream_id(self) -> str:
-        return self.enrollment.stream_id if self.enrollment else ""
+        if self.light_stream is not None:
+            return self.light_stream
+        return self.current.stream_id if self.current else ""
 
 
 class _Batch:
@@ -96,9 +118,10 @@ class _Batch:
         self.app = app
         self.state = state
         self.changes = Changes()
+        self.events: list[dict[str, Any]] = []  # one per signal: Event fields
 
     def stream(self, s: _Lead) -> Stream | None:
-        return self.app.catalog.streams.get(s.stream_id) if s.enrollment else None
+        return self.app.catalog.streams.get(s.stream_id) if s.stream_id else None
 
     def stop(self, s: _Lead, status: LeadStatus, at: datetime, reason: str) -> str:
         if s.enrollment is not None:
@@ -158,10 +181,9 @@ class _Batch:
             data["tag"] = signal.tag
         if signal.machine:
             data["machine"] = True
-        self.changes.events.append(
-            Event(lead_id=lead.id, delivery_id=signal.delivery_id, kind=signal.kind,
-                  stream_id=s.stream_id, data=data, occurred_at=signal.at, ref=signal.ref)
-        )  # fmt: skip
+        self.events.append({"lead_id": lead.id, "delivery_id": signal.delivery_id,
+                            "kind": signal.kind, "stream_id": s.stream_id, "data": data,
+                            "occurred_at": signal.at, "ref": signal.ref})  # fmt: skip
         before = decayed(lead.score, lead.score_at, signal.at, scoring.half_life)
         after = before + points(signal, scoring)
         if after != lead.score or points(signal, scoring):
@@ -223,50 +245,121 @@ def _parse_until(value: object, now: datetime) -> datetime | None:
     return min(until, now + timedelta(days=120))  # a typo'd year pauses nobody for ever
 
 
+async def _insert_events(events: Sequence[Mapping[str, Any]]) -> None:
+    """INSERT the signals' events with one prepared statement executed many times (in the
+    caller's transaction): an Event object per signal cost more than the rest of
+    reacting to it. Values go through each field's ``to_db_value``, as in ``bulk_create``."""
+    if not events:
+        return
+    db = Event._meta.db
+    executor = db.executor_class(model=Event, db=db)
+    fields = [(name, Event._meta.fields_map[name].to_db_value) for name in executor.regular_columns]
+    rows = [[convert(event.get(name), Event) for name, convert in fields] for event in events]
+    await db.execute_many(executor.insert_query, rows)
+
+
+def _may_move(app: App, lead: Lead, stream_id: str, signals: Sequence[Signal]) -> bool:
+    """Whether ``signals`` might change the lead's current enrollment in ``stream_id``.
+
+    False only for human clicks and opens that fire no on_click rule and cannot reach an
+    on_score threshold or sales_ready (decay only lowers a positive score, so the score
+    can reach no more than max(score, 0) plus the points) and for machine signals.
+    """
+    stream = app.catalog.streams.get(stream_id)
+    scoring = app.settings.scoring
+    reach = max(lead.score, 0)
+    for signal in signals:
+        if signal.machine:
+            continue
+        if signal.kind not in (EventKind.CLICK, EventKind.OPEN):
+            return True
+        if stream and signal.tag and signal.tag in stream.transitions.on_click:
+            return True
+        reach += max(points(signal, scoring), 0)
+    on_score = stream.transitions.on_score if stream else ()
+    thresholds = [scoring.sales_ready, *(at for at, _ in on_score)]
+    return reach >= min(thresholds)
+
+
 async def react(app: App, signals: Sequence[Signal]) -> list[Outcome]:
     """Record, score and act on ``signals`` in one transaction; outcomes in the same order.
 
     Signals for leads that do not exist are dropped with a warning. A signal whose ``ref``
     was already recorded (an inbound message processed before a crash) is skipped.
+
+    Reading whole Enrollment objects was most of the cost of a batch of clicks, so only
+    the leads ``_may_move`` picks get theirs read whole; should any other lead turn out
+    to need its enrollment after all, the batch is applied again with every enrollment
+    read whole (nothing is written before the whole batch has been applied).
     """
     if not signals:
         return []
     async with in_transaction():
-        refs = [s.ref for s in signals if s.ref]
-        seen: set[str] = set()
-        if refs:
-            seen = {ref for (ref,) in await Event.filter(ref__in=refs).values_list("ref")}
-        lead_ids = {s.lead_id for s in signals}
-        leads = await Lead.filter(id__in=lead_ids).select_for_update()
-        current = {
-            e.lead_id: e for e in await Enrollment.filter(lead_id__in=lead_ids, state__in=CURRENT)
+        try:
+            return await _react(app, signals, light=True)
+        except _Unloaded as exc:
+            log.debug("lead %s needed its enrollment after all: every one read whole", exc)
+            return await _react(app, signals, light=False)
+
+
+async def _react(app: App, signals: Sequence[Signal], *, light: bool) -> list[Outcome]:
+    refs = [s.ref for s in signals if s.ref]
+    seen: set[str] = set()
+    if refs:
+        seen = {ref for (ref,) in await Event.filter(ref__in=refs).values_list("ref")}
+    lead_ids = {s.lead_id for s in signals}
+    leads = await Lead.filter(id__in=lead_ids).only(*LEAD_FIELDS).select_for_update()
+    streams: dict[int, str] = {}
+    whole = lead_ids
+    if light:
+        streams = dict(
+            await Enrollment.filter(lead_id__in=lead_ids, state__in=CURRENT).values_list(
+                "lead_id", "stream_id"
+            )
+        )
+        by_lead: dict[int, list[Signal]] = defaultdict(list)
+        for signal in signals:
+            by_lead[signal.lead_id].append(signal)
+        whole = {
+            lead.id
+            for lead in leads
+            if lead.id in streams and _may_move(app, lead, streams[lead.id], by_lead[lead.id])
         }
-        received = await received_content(lead_ids)
-        bounces = Counter(
+    current: dict[int, Enrollment] = {}
+    received: dict[int, set[str]] = defaultdict(set)
+    if whole:
+        enrollments = await Enrollment.filter(lead_id__in=whole, state__in=CURRENT)
+        current = {e.lead_id: e for e in enrollments}
+        received = await received_content(whole)
+    bounces: Counter[int] = Counter()
+    if any(s.kind == EventKind.BOUNCE for s in signals):
+        bounces.update(
             lead_id
             for lead_id, data in await Event.filter(
                 lead_id__in=lead_ids, kind=EventKind.BOUNCE
             ).values_list("lead_id", "data")
             if isinstance(data, dict) and not data.get("hard") and not data.get("policy")
         )
-        state = {
-            lead.id: _Lead(lead, current.get(lead.id), received[lead.id], bounces[lead.id])
-            for lead in leads
-        }
-        batch = _Batch(app, state)
-        outcomes: list[Outcome] = []
-        for signal in signals:
-            if signal.lead_id not in state:
-                log.warning("signal %s for unknown lead %d dropped", signal.kind, signal.lead_id)
-                continue
-            if signal.ref and signal.ref in seen:
-                log.info("signal %s %s already recorded: skipped", signal.kind, signal.ref)
-                continue
-            if signal.ref:
-                seen.add(signal.ref)
-            outcomes.append(batch.apply(signal))
-        await batch.changes.write()
-        dirty = [s.lead for s in state.values() if s.dirty]
-        if dirty:
-            await Lead.bulk_update(dirty, ("score", "score_at", "status"))
+    state = {
+        lead.id: _Lead(lead, current.get(lead.id), received[lead.id], bounces[lead.id],
+                       light_stream=None if lead.id in whole else streams.get(lead.id))
+        for lead in leads
+    }  # fmt: skip
+    batch = _Batch(app, state)
+    outcomes: list[Outcome] = []
+    for signal in signals:
+        if signal.lead_id not in state:
+            log.warning("signal %s for unknown lead %d dropped", signal.kind, signal.lead_id)
+            continue
+        if signal.ref and signal.ref in seen:
+            log.info("signal %s %s already recorded: skipped", signal.kind, signal.ref)
+            continue
+        if signal.ref:
+            seen.add(signal.ref)
+        outcomes.append(batch.apply(signal))
+    await _insert_events(batch.events)
+    await batch.changes.write()
+    dirty = [s.lead for s in state.values() if s.dirty]
+    if dirty:
+        await update_rows(Lead, dirty, ("score", "score_at", "status"))
     return outcomes

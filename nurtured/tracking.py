@@ -13,11 +13,28 @@ Routes:
 
 Tokens are verified (HMAC, constant time) before anything else; an altered, forged or
 truncated token gets 404 and nothing is recorded. A click never redirects anywhere but
-to its stored Link.url: the URL is not in the request at all. Clicks and opens are
-classified by bots.py and recorded through reactions.react, committed before the
-answer goes out; a failure to record is logged and the visitor still gets their page
-or pixel. The App is read from the Runtime on every request, so a reload takes effect
-at once.
+to its stored Link.url: the URL is not in the request at all, and the delivery and its
+links come from the database (kept in memory afterwards by clicks.SentCache, keyed by
+the verified token; stored links never change).
+
+Clicks and opens are classified by bots.py and handed to one background writer
+(clicks.SignalWriter), which records them through reactions.react in group commits:
+everything waiting goes into one transaction. The redirect or pixel is answered without
+waiting for that commit: it acknowledges nothing (the visitor is owed their page, not a
+receipt), and waiting would cost every click a transaction. What that means:
+
+- stopping the server (SIGTERM, ``runner.cleanup()``) commits every signal waiting after
+  the last request is answered, so after a clean stop the click events equal the
+  redirects answered;
+- a crash (kill -9, power loss) loses the signals answered but not yet committed: never
+  more than ``clicks.WAITING_SIGNALS`` (1,000), under load a fraction of a second's worth;
+- when that many wait, handlers wait for room (back-pressure): nothing is dropped;
+- a failed batch is tried again signal by signal; a signal that still fails is logged
+  and the visitor has their page anyway.
+
+Unsubscribing (POST /u/) is not batched: it is committed before the answer goes out, and
+a failure is a 500, so the sender of a one-click request retries. The App is read from
+the Runtime on every request, so a reload takes effect at once.
 """
 
 from __future__ import annotations
@@ -28,7 +45,6 @@ import html
 import logging
 from collections.abc import Awaitable
 from typing import Any, Final
-from urllib.parse import urlsplit
 
 from aiohttp import web
 from tortoise import connections
@@ -38,13 +54,16 @@ from nurtured.alerts import alert_sales
 from nurtured.api import RUNTIME
 from nurtured.app import Runtime
 from nurtured.bots import BurstWindow, Verdict, classify_click, classify_open
-from nurtured.models import Delivery, EventKind, Lead, LeadStatus, Link
+from nurtured.clicks import SentCache, SignalWriter
+from nurtured.models import Delivery, EventKind, Lead, LeadStatus
 from nurtured.reactions import Outcome, Signal, react
 
 log = logging.getLogger(__name__)
 
 BURSTS: Final = web.AppKey("bursts", BurstWindow)
 TASKS: Final[web.AppKey[set[asyncio.Task[None]]]] = web.AppKey("tasks")
+SENT: Final = web.AppKey("sent", SentCache)
+WRITER: Final = web.AppKey("writer", SignalWriter)
 
 PIXEL: Final = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
 NO_STORE: Final = {
@@ -77,27 +96,6 @@ async def _delivery(request: web.Request, kind: str, token: str) -> Delivery | N
     return await Delivery.get_or_none(token=parts[0])
 
 
-def _safe_redirect(url: str) -> bool:
-    """Belt and braces: render.py only stores http(s) URLs; never redirect to anything else."""
-    if any(c in url for c in "\r\n\0") or any(c.isspace() for c in url):
-        return False
-    parts = urlsplit(url)
-    return parts.scheme in ("http", "https") and bool(parts.netloc)
-
-
-async def _record(request: web.Request, signal: Signal) -> None:
-    """react() in its own transaction; alerts it asks for go out in the background."""
-    runtime = request.app[RUNTIME]
-    try:
-        outcomes = await react(runtime.app, [signal])
-    except Exception:
-        log.exception("lead %d: %s not recorded", signal.lead_id, signal.kind)
-        return
-    for outcome in outcomes:
-        if outcome.alert:
-            _spawn(request.app, _alert(runtime, outcome))
-
-
 def _spawn(web_app: web.Application, job: Awaitable[None]) -> None:
     async def run() -> None:
         await job
@@ -105,6 +103,12 @@ def _spawn(web_app: web.Application, job: Awaitable[None]) -> None:
     task = asyncio.create_task(run())
     web_app[TASKS].add(task)
     task.add_done_callback(web_app[TASKS].discard)
+
+
+def _after(web_app: web.Application, outcome: Outcome) -> None:
+    """What a recorded signal asks for after the commit: a sales alert, in the background."""
+    if outcome.alert:
+        _spawn(web_app, _alert(web_app[RUNTIME], outcome))
 
 
 async def _alert(runtime: Runtime, outcome: Outcome) -> None:
@@ -126,45 +130,43 @@ def _data(request: web.Request, verdict: Verdict, **extra: Any) -> dict[str, Any
 
 
 async def click(request: web.Request) -> web.StreamResponse:
-    runtime = request.app[RUNTIME]
+    web_app = request.app
+    runtime = web_app[RUNTIME]
     parts = runtime.app.signer.verify("c", request.match_info["token"])
     if parts is None or len(parts) != 2 or not parts[1].isdigit():
         return _not_found()
-    delivery = await Delivery.get_or_none(token=parts[0])
-    if delivery is None:
-        return _not_found()
-    rows = await Link.filter(delivery_id=delivery.id).values_list("index", "url", "tag")
-    links = {i: (url, tag) for i, url, tag in rows}
+    sent = await web_app[SENT].get(parts[0])
     index = int(parts[1])
-    if index not in links or not _safe_redirect(links[index][0]):
+    link = sent.links.get(index) if sent is not None else None
+    if sent is None or link is None or not link.safe:
         return _not_found()
-    url, tag = links[index]
     now = runtime.clock()
     bots = runtime.app.settings.bots
-    burst = request.app[BURSTS].observe(delivery.id, index, len(links), now, bots.burst)
+    burst = web_app[BURSTS].observe(sent.delivery_id, index, len(sent.links), now, bots.burst)
     verdict = classify_click(
         method=request.method,
         user_agent=_user_agent(request),
         at=now,
-        sent_at=delivery.sent_at,
+        sent_at=sent.sent_at,
         click_grace=bots.click_grace,
         extra_agents=bots.scanner_agents,
         burst=burst,
     )
-    data = _data(request, verdict, url=url, link=index)
-    await _record(request, Signal(delivery.lead_id, EventKind.CLICK, now, delivery.id, tag=tag,
-                                  machine=verdict.machine, data=data))  # fmt: skip
-    return web.Response(status=302, headers={"Location": url, **NO_STORE})
+    data = _data(request, verdict, url=link.url, link=index)
+    await web_app[WRITER].put(Signal(sent.lead_id, EventKind.CLICK, now, sent.delivery_id,
+                                     tag=link.tag, machine=verdict.machine, data=data))  # fmt: skip
+    return web.Response(status=302, headers={"Location": link.url, **NO_STORE})
 
 
 async def pixel(request: web.Request) -> web.StreamResponse:
     name = request.match_info["name"]
-    if not name.endswith(".gif"):
+    web_app = request.app
+    runtime = web_app[RUNTIME]
+    token = name.removesuffix(".gif")
+    parts = runtime.app.signer.verify("o", token) if token != name else None
+    sent = await web_app[SENT].get(parts[0]) if parts else None
+    if sent is None:
         return _not_found()
-    delivery = await _delivery(request, "o", name.removesuffix(".gif"))
-    if delivery is None:
-        return _not_found()
-    runtime = request.app[RUNTIME]
     now = runtime.clock()
     bots = runtime.app.settings.bots
     verdict = classify_open(
@@ -172,13 +174,13 @@ async def pixel(request: web.Request) -> web.StreamResponse:
         user_agent=_user_agent(request),
         remote=request.remote,
         at=now,
-        sent_at=delivery.sent_at,
+        sent_at=sent.sent_at,
         click_grace=bots.click_grace,
         extra_agents=bots.scanner_agents,
     )
-    signal = Signal(delivery.lead_id, EventKind.OPEN, now, delivery.id, machine=verdict.machine,
+    signal = Signal(sent.lead_id, EventKind.OPEN, now, sent.delivery_id, machine=verdict.machine,
                     data=_data(request, verdict))  # fmt: skip
-    await _record(request, signal)
+    await web_app[WRITER].put(signal)
     return web.Response(body=PIXEL, content_type="image/gif", headers=NO_STORE)
 
 
@@ -246,7 +248,14 @@ async def metrics_page(request: web.Request) -> web.StreamResponse:
     return response
 
 
-async def _finish_tasks(web_app: web.Application) -> None:
+async def _start_writer(web_app: web.Application) -> None:
+    web_app[WRITER].start()
+
+
+async def _finish(web_app: web.Application) -> None:
+    """On stopping, after the last request: commit every signal waiting, then let the
+    alerts they asked for go out."""
+    await web_app[WRITER].close()
     pending = web_app[TASKS]
     tasks = list(pending)
     if tasks:
@@ -259,6 +268,8 @@ def make_web_app(runtime: Runtime) -> web.Application:
     web_app[RUNTIME] = runtime
     web_app[BURSTS] = BurstWindow()
     web_app[TASKS] = set()
+    web_app[SENT] = SentCache()
+    web_app[WRITER] = SignalWriter(runtime, lambda outcome: _after(web_app, outcome))
     router = web_app.router
     router.add_get("/c/{token}", click)  # add_get answers HEAD too: a machine click
     router.add_get("/o/{name}", pixel)
@@ -267,7 +278,8 @@ def make_web_app(runtime: Runtime) -> web.Application:
     router.add_get("/healthz", healthz)
     router.add_get("/metrics", metrics_page)
     api.add_routes(web_app)
-    web_app.on_cleanup.append(_finish_tasks)
+    web_app.on_startup.append(_start_writer)
+    web_app.on_cleanup.append(_finish)
     return web_app
 
 

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
+from aiohttp import web
 
 from nurtured.app import App, Runtime, load_app
 from nurtured.engine import Engine
@@ -26,7 +27,7 @@ from nurtured.models import (
     LeadStatus,
 )
 from nurtured.tokens import Signer, new_delivery_token
-from nurtured.tracking import PIXEL, bound_port, start_server
+from nurtured.tracking import PIXEL, WRITER, bound_port, start_server
 from tests.walk import MONDAY, Walk, write_project
 
 BROWSER = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/130.0 Safari/537.36"
@@ -47,6 +48,11 @@ class Server:
     http: aiohttp.ClientSession
     runtime: Runtime
     clock: Clock
+    web_app: web.Application
+
+    async def flush(self) -> None:
+        """Wait until every click and open answered so far is committed."""
+        await self.web_app[WRITER].flush()
 
     async def request(
         self, method: str, path: str, **kwargs: Any
@@ -65,7 +71,7 @@ async def serving(app: App, transport: Any, now: datetime = LATER) -> AsyncItera
     runner = await start_server(runtime, listen=("127.0.0.1", 0))
     try:
         async with aiohttp.ClientSession() as http:
-            yield Server(f"http://127.0.0.1:{bound_port(runner)}", http, runtime, clock)
+            yield Server(f"http://127.0.0.1:{bound_port(runner)}", http, runtime, clock, runner.app)
     finally:
         await runner.cleanup()
 
@@ -119,6 +125,7 @@ async def test_click_redirects_to_the_stored_url_and_moves_the_lead(walk: Walk, 
     assert headers["Location"] == "https://example.com/intro"
     assert headers["Cache-Control"].startswith("no-store")
     assert headers["Referrer-Policy"] == "no-referrer"
+    await server.flush()
     assert await stream_of(lead) == "b"
     (data,) = await clicks(lead)
     assert data["url"] == "https://example.com/intro"
@@ -221,6 +228,7 @@ async def test_forged_altered_and_truncated_click_tokens_get_404(walk: Walk, ser
         status, headers, _ = await server.request("GET", f"/c/{candidate}")
         assert status == 404, candidate
         assert "Location" not in headers
+    await server.flush()
     assert await clicks(lead) == []
     assert await stream_of(lead) == "a"
 
@@ -250,6 +258,7 @@ async def test_open_pixel(walk: Walk, server: Server) -> None:
         "Mozilla/5.0 (Windows NT 5.1; rv:11.0) Gecko Firefox/11.0 (via ggpht.com GoogleImageProxy)"
     )
     assert (await server.request("GET", pixel, headers={"User-Agent": proxy}))[0] == 200
+    await server.flush()
     opens = await Event.filter(lead_id=lead.id, kind=EventKind.OPEN).order_by("id")
     assert [(e.data.get("machine"), e.data.get("reason")) for e in opens] == [
         (None, None), (True, "proxy")
@@ -259,6 +268,7 @@ async def test_open_pixel(walk: Walk, server: Server) -> None:
     for bad in (f"/o/{token[:-2]}.gif", f"/o/{token}", f"/o/{token}.png",
                 f"/o/{walk.app.signer.sign('c', token.split('.')[0], '0')}.gif"):  # fmt: skip
         assert (await server.request("GET", bad))[0] == 404
+    await server.flush()
     assert await Event.filter(lead_id=lead.id, kind=EventKind.OPEN).count() == 2
 
 
@@ -314,6 +324,7 @@ async def test_metrics_counts_sends_clicks_and_backlog(walk: Walk, server: Serve
     (click,) = paths(walk, "ada@example.com", "c")
     await server.request("HEAD", click)
     await server.request("GET", click)
+    await server.flush()
     status, headers, body = await server.request("GET", "/metrics")
     assert status == 200
     assert headers["Content-Type"].startswith("text/plain; version=0.0.4")
@@ -342,6 +353,7 @@ async def test_reload_takes_effect_without_restart(walk: Walk, server: Server, t
     server.runtime.app = load_app(write_project(tmp_path, walk.sink.port,
                                                 **{"config.toml": config}))  # fmt: skip
     await server.request("GET", click)
+    await server.flush()
     assert [d["reason"] for d in await clicks(lead)] == ["early"]
     assert (await Enrollment.get(lead_id=lead.id)).state == EnrollmentState.ACTIVE
 
