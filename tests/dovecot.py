@@ -6,12 +6,15 @@
         imap_box.flags()                # {uid: {flags}} as the server has them
         dovecot.kill_imap_sessions()    # drop every client connection, server-side
 
+``running(find_binary())`` starts one outside pytest (the inbound bench does).
+
 Every test gets a mailbox of its own on the one server. Skipped with a clear message when
 Dovecot is not installed (`apt-get install dovecot-imapd`); CI installs it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import imaplib
 import os
 import pwd
@@ -22,7 +25,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,6 +74,7 @@ def _config(root: Path, port: int, as_root: bool) -> str:
         disable_plaintext_auth = no
         ssl = no
         mail_location = maildir:{root}/mail/%u
+        mail_fsync = never  # a throwaway server: no fsync per APPEND
         {users}
         passdb {{
           driver = passwd-file
@@ -151,13 +155,17 @@ def _wait_ready(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
     raise RuntimeError("dovecot did not become ready in 15 s")
 
 
-@pytest.fixture(scope="session")
-def dovecot() -> Iterator[Dovecot]:
-    binary = shutil.which("dovecot") or (
+def find_binary() -> str | None:
+    """The dovecot binary, or None when it is not installed."""
+    return shutil.which("dovecot") or (
         "/usr/sbin/dovecot" if Path("/usr/sbin/dovecot").exists() else None
     )
-    if binary is None:
-        pytest.skip("Dovecot is not installed: apt-get install dovecot-imapd (CI installs it)")
+
+
+@contextlib.contextmanager
+def running(binary: str) -> Iterator[Dovecot]:
+    """A Dovecot of its own (temporary config, maildirs and port) for as long as the block
+    runs; also used by the inbound bench. Sets the password variable meanwhile."""
     as_root = os.getuid() == 0
     root = Path(tempfile.mkdtemp(prefix="nurtured-dovecot-"))
     root.chmod(0o755)
@@ -187,6 +195,15 @@ def dovecot() -> Iterator[Dovecot]:
         shutil.rmtree(root, ignore_errors=True)
 
 
+@pytest.fixture(scope="session")
+def dovecot() -> Iterator[Dovecot]:
+    binary = find_binary()
+    if binary is None:
+        pytest.skip("Dovecot is not installed: apt-get install dovecot-imapd (CI installs it)")
+    with running(binary) as server:
+        yield server
+
+
 @dataclass
 class ImapBox:
     """One test's mailbox on the shared server."""
@@ -203,10 +220,16 @@ class ImapBox:
         return Imap.model_validate(values)
 
     def append(self, raw: bytes, mailbox: str | None = None) -> None:
+        self.append_many([raw], mailbox)
+
+    def append_many(self, raws: Iterable[bytes], mailbox: str | None = None) -> None:
+        """APPEND each message, in order, over one connection."""
         client = self.server.connect()
         try:
-            status, data = client.append(mailbox or self.mailbox, None, None, raw)
-            assert status == "OK", data
+            for raw in raws:
+                status, data = client.append(mailbox or self.mailbox, None, None, raw)
+                if status != "OK":
+                    raise RuntimeError(f"APPEND refused: {data!r}")
         finally:
             client.logout()
 
@@ -223,6 +246,8 @@ class ImapBox:
                 if not isinstance(item, bytes):
                     continue
                 text = item.decode()
+                if "UID " not in text:  # an unsolicited update from another session's STORE
+                    continue
                 uid = int(text.split("UID ")[1].split()[0].rstrip(")"))
                 flags = text.split("FLAGS (")[1].split(")")[0].split()
                 found[uid] = set(flags) - {"\\Recent"}

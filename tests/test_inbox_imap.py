@@ -16,6 +16,7 @@ import pytest
 from nurtured.app import Runtime
 from nurtured.config_sections import Inbox
 from nurtured.inbox import process_messages, run_inbox
+from nurtured.inbox import source as source_module
 from nurtured.inbox.source import FLAG, UNMATCHED_FLAG, ImapSource, InboxError
 from nurtured.models import Delivery, Enrollment, Event, EventKind, Lead, LeadStatus
 from tests.dovecot import Dovecot, ImapBox
@@ -151,6 +152,65 @@ async def test_bad_password_is_an_inbox_error(imap_box: ImapBox, monkeypatch: py
     with pytest.raises(InboxError, match="LOGIN"):
         await source.open()
     await source.close()
+
+
+async def test_small_messages_fetched_together_large_ones_alone(
+    imap_box: ImapBox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One SEARCH, then batches of up to BATCH in UID order, a large message alone; the
+    STOREs queued by mark() are all done once close() returns."""
+    monkeypatch.setattr(source_module, "BATCH", 3)
+    small = [b"From: a@example.com\r\nSubject: s%d\r\n\r\nhi\r\n" % i for i in range(5)]
+    large = b"From: a@example.com\r\nSubject: big\r\n\r\n" + b"y" * 76 + b"\r\n"
+    large = large[:40] + large[40:] * 700  # about 55 kB
+    imap_box.append_many([*small[:4], large, small[4]])
+    source = ImapSource(imap_box.settings())
+    await source.open()
+    batches = []
+    try:
+        for _ in range(4):
+            items = await source.fetch(set())
+            batches.append([(item.key, item.raw) for item in items])
+            await source.mark([item.key for item in items], [])
+    finally:
+        await source.close()
+    assert [[key for key, _ in batch] for batch in batches] == [["1", "2", "3"], ["4"], ["5"],
+                                                                 ["6"]]  # fmt: skip
+    assert [raw for batch in batches for _, raw in batch] == [*small[:4], large, small[4]]
+    assert imap_box.flags() == {n: {FLAG} for n in range(1, 7)}
+
+
+async def test_a_failed_store_is_raised_and_the_message_read_again(imap_box: ImapBox) -> None:
+    """The STORE after commit meets a dropped connection: the next call raises, nothing is
+    flagged, and the next session reads the message again (the database knows it)."""
+    imap_box.append(b"From: a@example.com\r\nSubject: hi\r\n\r\nhi\r\n")
+    source = ImapSource(imap_box.settings())
+    await source.open()
+    try:
+        (item,) = await source.fetch(set())
+        assert imap_box.server.kill_imap_sessions() >= 1
+        # SIGKILL lands a little later: the STORE must meet a connection known to be gone.
+        await asyncio.wait_for(source._lost.wait(), timeout=10)
+        await source.mark([item.key], [])
+        with pytest.raises(InboxError):
+            await source.fetch(set())
+    finally:
+        await source.close()
+    assert imap_box.flags() == {1: set()}
+    source = ImapSource(imap_box.settings())
+    await source.open()
+    try:
+        assert [i.key for i in await source.fetch(set())] == ["1"]
+        await source.mark(["1"], [])
+        assert await source.fetch(set()) == []
+    finally:
+        await source.close()
+    assert imap_box.flags() == {1: {FLAG}}
+
+
+def test_uid_sets_are_ranges() -> None:
+    assert source_module._uid_set(["3", "4", "5", "9", "11", "12"]) == "3:5,9,11:12"
+    assert source_module._uid_set(["7"]) == "7"
 
 
 async def _connected(server: Dovecot) -> bool:

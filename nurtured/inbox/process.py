@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from nurtured.alerts import alert_sales
+from nurtured.alerts import AlertRequest, alert_many
 from nurtured.app import App, Runtime
 from nurtured.inbox.classify import Classification, classify
 from nurtured.inbox.match import Match, match_all
@@ -170,7 +170,9 @@ async def process_messages(runtime: Runtime, raws: Sequence[bytes]) -> list[Resu
     outcomes = {id(o.signal): o for o in await react(app, list(signals.values()))}
     pending = await _pending_alerts([r for r in refs if r in seen])
 
-    results: list[Result] = []
+    bases: list[dict[str, Any]] = []
+    statuses: list[Status] = []
+    wanted: dict[int, AlertRequest] = {}
     for n, (msg, cls, found) in enumerate(zip(messages, classes, matches, strict=True)):
         base: dict[str, Any] = {
             "ref": refs[n], "kind": cls.kind, "reason": cls.reason, "lead_id": found.lead_id,
@@ -191,15 +193,19 @@ async def process_messages(runtime: Runtime, raws: Sequence[bytes]) -> list[Resu
         else:
             status = "unmatched"
         if alert_reason is not None and found.lead_id is not None:
-            try:
-                base["alert"] = await alert_sales(app, runtime.transport, found.lead_id,
-                                                  alert_reason, now, text=cls.text,
-                                                  original=msg.raw)  # fmt: skip
-            except Exception as exc:  # kept for another try: the message comes round again
-                status, base["error"] = "retry", f"alert not sent: {exc}"
-        result = Result(status=status, **base)
+            wanted[n] = AlertRequest(found.lead_id, alert_reason, cls.text, msg.raw)
+        bases.append(base)
+        statuses.append(status)
+    # After the commit, all at once; one not sent keeps its message for another try.
+    sent = await alert_many(app, runtime.transport, list(wanted.values()), now)
+    for n, alert in zip(wanted, sent, strict=True):
+        if alert.error is None:
+            bases[n]["alert"] = alert.message_id
+        else:
+            statuses[n], bases[n]["error"] = "retry", f"alert not sent: {alert.error}"
+    results = [Result(status=status, **base) for status, base in zip(statuses, bases, strict=True)]
+    for msg, result in zip(messages, results, strict=True):
         _log(msg, result)
-        results.append(result)
     return results
 
 

@@ -11,6 +11,13 @@ The mark lives on the server with the message, not in a UID we remember, so a ch
 UIDVALIDITY (a rebuilt mailbox) loses nothing: it is logged and the search by mark simply
 runs again.
 
+On IMAP one SEARCH finds the unmarked messages (with their sizes), then they are fetched
+in batches, the next batch while the current one is being processed, and the STORE of a
+batch's marks goes out behind it (one command on the connection at a time), so the
+reader seldom waits for the server. Every STORE has finished before the mailbox is
+searched again, and ``close`` and ``wait`` let them finish first; one that failed is
+raised by the next call.
+
 aioimaplib can hang for ever when the server goes away (the lost-connection callback
 fires, the pending call never returns): every call here races the call, a timeout and
 that callback.
@@ -40,7 +47,10 @@ log = logging.getLogger(__name__)
 FLAG = "$Nurtured"
 UNMATCHED_FLAG = "$NurturedUnmatched"
 MAX_FETCH = 10 * 1024 * 1024  # bytes fetched of one message (BODY.PEEK[]<0.N>)
-BATCH = 50
+BATCH = 200  # messages handed over at once (one FETCH, one transaction, one STORE)
+FETCH_CHUNK = 50  # messages per FETCH command
+LARGE = 40 * 1024  # a message larger than this (bytes) is handed over alone
+SEARCH_LIMIT = 2_000  # UIDs kept from one SEARCH; the rest are found by the next one
 _T = TypeVar("_T")
 
 
@@ -75,6 +85,10 @@ class ImapSource:
         self.client: Any = None
         self._lost = asyncio.Event()
         self._tasks: set[asyncio.Future[Any]] = set()
+        self._lock = asyncio.Lock()  # one command at a time, in the order asked (FIFO)
+        self._queue: list[tuple[str, bool]] = []  # (UID, large) found, not fetched yet
+        self._prefetch: asyncio.Task[list[Item]] | None = None
+        self._stores: list[asyncio.Task[None]] = []
 
     def _connection_lost(self, exc: Exception | None) -> None:
         self._lost.set()
@@ -142,6 +156,14 @@ class ImapSource:
         log.info("inbox: reading %s@%s:%d/%s", s.username, s.host, s.port, s.mailbox)
 
     async def close(self) -> None:
+        if self.client is not None and not self._lost.is_set():
+            with contextlib.suppress(InboxError):  # committed: worth flagging if we can
+                await self._settle()
+        for task in [*self._stores, *([self._prefetch] if self._prefetch else [])]:
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+        self._stores, self._prefetch, self._queue = [], None, []
         client, self.client = self.client, None
         if client is None:
             return
@@ -155,50 +177,118 @@ class ImapSource:
             task.cancel()
         await asyncio.sleep(0)  # let the transport finish closing
 
+    async def _command(self, coro: Awaitable[Any], what: str) -> Any:
+        async with self._lock:
+            return await self._ok(coro, what)
+
+    async def _settle(self) -> None:
+        """Wait for every STORE in flight; raise the first that failed."""
+        stores, self._stores = self._stores, []
+        failed = [r for r in await asyncio.gather(*stores, return_exceptions=True) if r]
+        if failed:
+            raise failed[0]
+
+    def _reap(self) -> None:
+        """Forget the STOREs that are done; raise the first that failed."""
+        done = [t for t in self._stores if t.done()]
+        self._stores = [t for t in self._stores if not t.done()]
+        for task in done:
+            if task.cancelled():
+                raise InboxError("IMAP STORE: cancelled")
+            error = task.exception()
+            if error is not None:
+                raise error
+
     async def fetch(self, skip: set[str]) -> list[Item]:
+        self._reap()
+        if self._prefetch is not None:
+            task, self._prefetch = self._prefetch, None
+            items = [item for item in await task if item.key not in skip]
+            if items:
+                self._start_prefetch()
+                return items
+        await self._settle()  # what was marked must not be found again
+        await self._search(skip)
+        items = await self._fetch_next()
+        if items:
+            self._start_prefetch()
+        return items
+
+    def _start_prefetch(self) -> None:
+        if self._queue:
+            self._prefetch = asyncio.ensure_future(self._fetch_next())
+
+    async def _search(self, skip: set[str]) -> None:
         # Dovecot brings a session's view up to date after a command, not before it.
-        await self._ok(self.client.noop(), "NOOP")
+        await self._command(self.client.noop(), "NOOP")
         criteria = ("UNSEEN",) if self.flag == "\\Seen" else ("UNKEYWORD", self.flag)
-        response = await self._ok(self.client.uid_search(*criteria, charset=None), "SEARCH")
-        uids = [u for line in response.lines if isinstance(line, bytes | bytearray)
-                for u in _search_uids(bytes(line)) if u not in skip][:BATCH]  # fmt: skip
-        if not uids:
+        response = await self._command(self.client.uid_search(*criteria, charset=None),
+                                       "SEARCH")  # fmt: skip
+        uids = [u for u in _uids(response) if u not in skip][:SEARCH_LIMIT]
+        large: set[str] = set()
+        if uids:  # asked apart: one line back, where a FETCH of sizes is a line per message
+            response = await self._command(self.client.uid_search(
+                *criteria, "LARGER", str(LARGE), charset=None), "SEARCH")  # fmt: skip
+            large = set(_uids(response))
+        self._queue = [(u, u in large) for u in uids]
+
+    async def _fetch_next(self) -> list[Item]:
+        """The next batch of the queue: up to BATCH messages, or one large one alone."""
+        queue = self._queue
+        if not queue:
             return []
-        response = await self._ok(
-            self.client.uid("fetch", ",".join(uids), f"(UID BODY.PEEK[]<0.{MAX_FETCH}>)"),
-            "FETCH",
-        )
+        take = 1
+        if not queue[0][1]:  # small ones together, up to the next large one
+            while take < min(BATCH, len(queue)) and not queue[take][1]:
+                take += 1
+        uids, self._queue = [u for u, _ in queue[:take]], queue[take:]
         items: list[Item] = []
-        uid: str | None = None
-        for line in response.lines:
-            if isinstance(line, bytearray) and uid is not None:
-                items.append(Item(uid, bytes(line)))
-                uid = None
-            elif isinstance(line, bytes):
-                found = re.search(rb"UID (\d+)", line)
-                uid = found.group(1).decode() if found else uid
+        # Several FETCHes of FETCH_CHUNK, back to back: aioimaplib rescans a FETCH's whole
+        # response for every message in it, so the cost grows with the square of its size.
+        for first in range(0, len(uids), FETCH_CHUNK):
+            chunk = _uid_set(uids[first : first + FETCH_CHUNK])
+            response = await self._command(
+                self.client.uid("fetch", chunk, f"(UID BODY.PEEK[]<0.{MAX_FETCH}>)"), "FETCH"
+            )
+            uid: str | None = None
+            for line in response.lines:
+                if isinstance(line, bytearray) and uid is not None:
+                    items.append(Item(uid, bytes(line)))
+                    uid = None
+                elif isinstance(line, bytes):
+                    found = re.search(rb"UID (\d+)", line)
+                    uid = found.group(1).decode() if found else uid
         return items
 
     async def mark(self, done: Sequence[str], unmatched: Sequence[str]) -> None:
+        """Queue the STORE of these marks (their outcomes are committed); it runs behind the
+        command under way, and a failure is raised by a later call."""
+        self._reap()
+        if done or unmatched:
+            self._stores.append(asyncio.ensure_future(self._store(done, unmatched)))
+
+    async def _store(self, done: Sequence[str], unmatched: Sequence[str]) -> None:
         if unmatched:
-            await self._ok(self.client.uid("store", ",".join(unmatched), "+FLAGS",
-                                           f"({self.flag} {UNMATCHED_FLAG})"), "STORE")  # fmt: skip
+            flags = f"({self.flag} {UNMATCHED_FLAG})"
+            await self._command(self.client.uid("store", _uid_set(unmatched), "+FLAGS", flags),
+                                "STORE")  # fmt: skip
         if not done:
             return
-        uid_set = ",".join(done)
-        await self._ok(self.client.uid("store", uid_set, "+FLAGS", f"({self.flag})"), "STORE")
+        uid_set = _uid_set(done)
+        await self._command(self.client.uid("store", uid_set, "+FLAGS", f"({self.flag})"), "STORE")
         folder = self.settings.processed_folder
         if folder:
             if self.client.has_capability("MOVE"):
-                await self._ok(self.client.uid("move", uid_set, folder), "MOVE")
+                await self._command(self.client.uid("move", uid_set, folder), "MOVE")
             else:
-                await self._ok(self.client.uid("copy", uid_set, folder), "COPY")
-                await self._ok(self.client.uid("store", uid_set, "+FLAGS", "(\\Deleted)"),
-                               "STORE")  # fmt: skip
-                await self._ok(self.client.uid("expunge", uid_set), "EXPUNGE")
+                await self._command(self.client.uid("copy", uid_set, folder), "COPY")
+                await self._command(self.client.uid("store", uid_set, "+FLAGS", "(\\Deleted)"),
+                                    "STORE")  # fmt: skip
+                await self._command(self.client.uid("expunge", uid_set), "EXPUNGE")
 
     async def wait(self, stop: asyncio.Event) -> None:
         """Until the server pushes news (IDLE), or the poll interval passes, or stop."""
+        await self._settle()
         interval = self.settings.poll_interval.total_seconds()
         idle = self.settings.idle and self.client.has_capability("IDLE")
         idle_task = None
@@ -235,6 +325,22 @@ class ImapSource:
 
 def _text(lines: Sequence[Any]) -> str:
     return " ".join(bytes(x).decode("utf-8", "replace") for x in lines if isinstance(x, bytes))
+
+
+def _uid_set(uids: Sequence[str]) -> str:
+    """ "3:5,9" for 3 4 5 9: short command lines however many UIDs (in the order given)."""
+    runs: list[list[int]] = []
+    for uid in map(int, uids):
+        if runs and uid == runs[-1][1] + 1:
+            runs[-1][1] = uid
+        else:
+            runs.append([uid, uid])
+    return ",".join(f"{a}:{b}" if b > a else str(a) for a, b in runs)
+
+
+def _uids(response: Any) -> list[str]:
+    return [u for line in response.lines if isinstance(line, bytes | bytearray)
+            for u in _search_uids(bytes(line))]  # fmt: skip
 
 
 def _search_uids(line: bytes) -> list[str]:
