@@ -18,7 +18,6 @@ import functools
 import logging
 import re
 import secrets
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -29,7 +28,8 @@ from tortoise.transactions import in_transaction
 from nurtured.app import App
 from nurtured.mailer import Transport
 from nurtured.message import build_message_bytes, check_addr_spec, domain_of, make_message_id
-from nurtured.models import Delivery, Enrollment, Event, EventKind, Lead
+from nurtured.models import Event, EventKind, Lead
+from nurtured.queries import load_profiles
 
 __all__ = ["AlertRequest", "AlertResult", "alert_many", "alert_sales", "alert_text",
            "build_alert", "load_profiles", "recipients"]  # fmt: skip
@@ -86,66 +86,6 @@ def recipients(app: App, lead: Lead) -> list[str]:
     if alerts.to:
         return [addr for _, addr in alerts.to]
     return [app.settings.sender.address]
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
-
-
-async def load_profiles(leads: Sequence[Lead]) -> dict[int, dict[str, Any]]:
-    """``queries.lead_timeline`` for many leads at once (companies already selected):
-    three queries in all, whatever the number of leads."""
-    ids = [lead.id for lead in leads]
-    enrollments: dict[int, list[dict[str, Any]]] = defaultdict(list)
-    timelines: dict[int, list[dict[str, Any]]] = defaultdict(list)
-    for (lead_id, stream, state, position, due, entered, left, reason) in (
-        await Enrollment.filter(lead_id__in=ids).order_by("entered_at", "id").values_list(
-            "lead_id", "stream_id", "state", "position", "next_due_at", "entered_at", "left_at",
-            "reason")
-    ):  # fmt: skip
-        enrollments[lead_id].append({
-            "stream": stream, "state": str(state), "position": position,
-            "next_due_at": _iso(due), "entered_at": _iso(entered), "left_at": _iso(left),
-            "reason": reason or None,
-        })  # fmt: skip
-    for (lead_id, sent, claimed, status, stream, content, subject, message_id, error) in (
-        await Delivery.filter(lead_id__in=ids).order_by("claimed_at", "id").values_list(
-            "lead_id", "sent_at", "claimed_at", "status", "stream_id", "content_id", "subject",
-            "message_id", "error")
-    ):  # fmt: skip
-        timelines[lead_id].append({
-            "at": _iso(sent or claimed), "what": f"email {status}", "stream": stream,
-            "content": content, "subject": subject, "message_id": message_id,
-            "error": error or None,
-        })  # fmt: skip
-    for lead_id, occurred, kind, stream, data in (
-        await Event.filter(lead_id__in=ids)
-        .order_by("occurred_at", "id")
-        .values_list("lead_id", "occurred_at", "kind", "stream_id", "data")
-    ):
-        timelines[lead_id].append({"at": _iso(occurred), "what": str(kind), "stream": stream,
-                                   **{k: v for k, v in (data or {}).items()}})  # fmt: skip
-    profiles = {}
-    for lead in leads:
-        timeline = timelines[lead.id]
-        timeline.sort(key=lambda item: item["at"] or "")
-        company = lead.company
-        profiles[lead.id] = {
-            "email": lead.email,
-            "name": " ".join(p for p in (lead.first_name, lead.last_name) if p),
-            "title": lead.title,
-            "company": company.name if company else None,
-            "source": lead.source,
-            "interests": list(lead.interests or []),
-            "timezone": lead.timezone or None,
-            "status": str(lead.status),
-            "score": lead.score,
-            "fields": dict(lead.extra or {}),
-            "created_at": _iso(lead.created_at),
-            "enrollments": enrollments[lead.id],
-            "timeline": timeline,
-        }
-    return profiles
 
 
 def alert_text(reason: str, profile: dict[str, Any], text: str, stream: str | None) -> str:

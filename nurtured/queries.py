@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -24,47 +26,63 @@ async def find_lead(email: str) -> Lead:
 
 async def lead_timeline(lead: Lead) -> dict[str, Any]:
     """Profile, enrollments, deliveries and events of one lead, oldest first."""
-    enrollments = await Enrollment.filter(lead_id=lead.id).order_by("entered_at", "id")
-    deliveries = await Delivery.filter(lead_id=lead.id).order_by("claimed_at", "id")
-    events = await Event.filter(lead_id=lead.id).order_by("occurred_at", "id")
-    timeline: list[dict[str, Any]] = []
-    for d in deliveries:
-        timeline.append({
-            "at": _iso(d.sent_at or d.claimed_at), "what": f"email {d.status}",
-            "stream": d.stream_id, "content": d.content_id, "subject": d.subject,
-            "message_id": d.message_id, "error": d.error or None,
+    return (await load_profiles([lead]))[lead.id]
+
+
+async def load_profiles(leads: Sequence[Lead]) -> dict[int, dict[str, Any]]:
+    """``lead_timeline`` for many leads at once (companies already selected): three
+    queries in all, whatever the number of leads. Sales alerts use it per batch."""
+    ids = [lead.id for lead in leads]
+    enrollments: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    timelines: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for (lead_id, stream, state, position, due, entered, left, reason) in (
+        await Enrollment.filter(lead_id__in=ids).order_by("entered_at", "id").values_list(
+            "lead_id", "stream_id", "state", "position", "next_due_at", "entered_at", "left_at",
+            "reason")
+    ):  # fmt: skip
+        enrollments[lead_id].append({
+            "stream": stream, "state": str(state), "position": position,
+            "next_due_at": _iso(due), "entered_at": _iso(entered), "left_at": _iso(left),
+            "reason": reason or None,
         })  # fmt: skip
-    for e in events:
-        timeline.append({"at": _iso(e.occurred_at), "what": str(e.kind), "stream": e.stream_id,
-                         **{k: v for k, v in (e.data or {}).items()}})  # fmt: skip
-    timeline.sort(key=lambda item: item["at"] or "")
-    company = lead.company
-    return {
-        "email": lead.email,
-        "name": " ".join(p for p in (lead.first_name, lead.last_name) if p),
-        "title": lead.title,
-        "company": company.name if company else None,
-        "source": lead.source,
-        "interests": list(lead.interests or []),
-        "timezone": lead.timezone or None,
-        "status": str(lead.status),
-        "score": lead.score,
-        "fields": dict(lead.extra or {}),
-        "created_at": _iso(lead.created_at),
-        "enrollments": [
-            {
-                "stream": e.stream_id,
-                "state": str(e.state),
-                "position": e.position,
-                "next_due_at": _iso(e.next_due_at),
-                "entered_at": _iso(e.entered_at),
-                "left_at": _iso(e.left_at),
-                "reason": e.reason or None,
-            }
-            for e in enrollments
-        ],
-        "timeline": timeline,
-    }
+    for (lead_id, sent, claimed, status, stream, content, subject, message_id, error) in (
+        await Delivery.filter(lead_id__in=ids).order_by("claimed_at", "id").values_list(
+            "lead_id", "sent_at", "claimed_at", "status", "stream_id", "content_id", "subject",
+            "message_id", "error")
+    ):  # fmt: skip
+        timelines[lead_id].append({
+            "at": _iso(sent or claimed), "what": f"email {status}", "stream": stream,
+            "content": content, "subject": subject, "message_id": message_id,
+            "error": error or None,
+        })  # fmt: skip
+    for lead_id, occurred, kind, stream, data in (
+        await Event.filter(lead_id__in=ids)
+        .order_by("occurred_at", "id")
+        .values_list("lead_id", "occurred_at", "kind", "stream_id", "data")
+    ):
+        timelines[lead_id].append({"at": _iso(occurred), "what": str(kind), "stream": stream,
+                                   **{k: v for k, v in (data or {}).items()}})  # fmt: skip
+    profiles = {}
+    for lead in leads:
+        timeline = timelines[lead.id]
+        timeline.sort(key=lambda item: item["at"] or "")
+        company = lead.company
+        profiles[lead.id] = {
+            "email": lead.email,
+            "name": " ".join(p for p in (lead.first_name, lead.last_name) if p),
+            "title": lead.title,
+            "company": company.name if company else None,
+            "source": lead.source,
+            "interests": list(lead.interests or []),
+            "timezone": lead.timezone or None,
+            "status": str(lead.status),
+            "score": lead.score,
+            "fields": dict(lead.extra or {}),
+            "created_at": _iso(lead.created_at),
+            "enrollments": enrollments[lead.id],
+            "timeline": timeline,
+        }
+    return profiles
 
 
 async def status(now: datetime) -> dict[str, Any]:
