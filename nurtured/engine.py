@@ -370,13 +370,14 @@ class Engine:
             except SendError as exc:
                 job.outcome = exc
 
-        # As many senders as the transport has connections, each building its next
-        # message only when it can send it: memory stays flat whatever the batch size.
+        # A few senders per connection, each building its next message only when it
+        # is about to send it: memory stays flat whatever the batch size.
         queue = iter(jobs)
 
         async def sender() -> None:
             for job in queue:
                 await send_one(job)
 
-        workers = min(len(jobs), max(1, getattr(self.transport, "pool_size", 1)))
+        # Two per connection: one builds its message while the other's is on the wire.
+        workers = min(len(jobs), 2 * max(1, getattr(self.transport, "pool_size", 1)))
         await asyncio.gather(*(sender() for _ in range(workers)))
