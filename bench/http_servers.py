@@ -44,6 +44,7 @@ async def ceiling() -> None:
 async def tracking(config: Path) -> None:
     from bench.common import DiscardTransport, profiled
     from nurtured.app import Runtime, load_app
+    from nurtured.daemon import freeze_startup_heap
     from nurtured.db import database
     from nurtured.tracking import bound_port, start_server
 
@@ -52,6 +53,7 @@ async def tracking(config: Path) -> None:
     async with database(app.settings.database.url):
         runtime = Runtime(app, DiscardTransport())
         runner = await start_server(runtime, listen=("127.0.0.1", 0))
+        freeze_startup_heap()  # as the daemon does once its server is up
         print(f"ready {bound_port(runner)}", flush=True)
         with profiled(Path(profile) if profile else None, whole_thread=True):
             await _until_stopped()

@@ -11,7 +11,6 @@ Machine signals (scanners, image proxies) are recorded and nothing more.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import Counter, defaultdict
@@ -25,7 +24,8 @@ from tortoise.transactions import in_transaction
 from nurtured.app import App
 from nurtured.config_sections import Scoring
 from nurtured.enrollment import Changes, leave, received_content, settle
-from nurtured.models import CURRENT, Enrollment, EnrollmentState, Event, EventKind, Lead, LeadStatus
+from nurtured.lead_rows import LeadRow, insert_events, read_leads, update_leads
+from nurtured.models import CURRENT, Enrollment, EnrollmentState, Event, EventKind, LeadStatus
 from nurtured.scheduler import place
 from nurtured.streams import Action, Stream
 
@@ -83,23 +83,6 @@ def points(signal: Signal, scoring: Scoring) -> int:
     return base
 
 
-@dataclass(slots=True)
-class _Row:
-    """The Lead fields reacting uses, as plain values: loading Lead objects was the largest
-    part of reacting to a batch of clicks (enrollment.settle reads email and timezone)."""
-
-    id: int
-    email: str
-    status: LeadStatus
-    score: int
-    score_at: datetime | None
-    timezone: str
-
-    def as_lead(self) -> Lead:  # for enrollment.settle, which only reads it
-        return Lead(id=self.id, email=self.email, status=self.status, score=self.score,
-                    score_at=self.score_at, timezone=self.timezone)  # fmt: skip
-
-
 class _Pacer:
     """``await pace()``: pause if ``SLICE`` has gone by since the last pause."""
 
@@ -120,7 +103,7 @@ class _Unloaded(Exception):
 class _Lead:
     """One lead's state while a batch of signals is applied to it."""
 
-    lead: _Row
+    lead: LeadRow
     current: Enrollment | None
     received: set[str]
     soft_bounces: int
@@ -278,68 +261,7 @@ def _parse_until(value: object, now: datetime) -> datetime | None:
     return min(until, now + timedelta(days=120))  # a typo'd year pauses nobody for ever
 
 
-async def _insert_events(events: Sequence[Mapping[str, Any]], pace: _Pacer) -> None:
-    """INSERT the signals' events with one prepared statement executed many times (in the
-    caller's transaction): an Event object per signal cost more than the rest of
-    reacting to it. Values go through each field's ``to_db_value``, as in ``bulk_create``."""
-    if not events:
-        return
-    db = Event._meta.db
-    executor = db.executor_class(model=Event, db=db)
-    fields = [(name, Event._meta.fields_map[name].to_db_value) for name in executor.regular_columns]
-    rows: list[list[Any]] = []
-    for event in events:
-        await pace()
-        rows.append([convert(event.get(name), Event) for name, convert in fields])
-    await db.execute_many(executor.insert_query, rows)
-
-
-# Leads and their current streams read in one query written out (as clicks._LOAD): the
-# ORM cost more than the queries, and under load each query waits its turn many ms. The
-# ids are ints (int() below) and the states constants: nothing else goes in.
-_LEADS = (
-    "SELECT l.id, l.email, l.status, l.score, l.score_at, l.timezone, e.stream_id FROM lead l "
-    "LEFT JOIN enrollment e ON e.lead_id = l.id AND e.state IN ({}) WHERE l.id IN ({})"
-)
-_CURRENT = ", ".join(f"'{state.value}'" for state in CURRENT)
-_WRITTEN = ["score", "score_at", "status"]  # the Lead fields reacting changes
-
-
-def _stored_at(value: Any) -> datetime | None:
-    """A stored score_at as the ORM reads it; SQLite's text parsed with fromisoformat,
-    which is several times faster than the ORM's parser."""
-    if isinstance(value, str):
-        with contextlib.suppress(ValueError):  # else the ORM's parser has its say
-            value = datetime.fromisoformat(value)
-    at: datetime | None = Lead._meta.fields_map["score_at"].to_python_value(value)
-    return at
-
-
-async def _read(lead_ids: set[int]) -> tuple[list[_Row], dict[int, str]]:
-    """The leads, as plain rows locked FOR UPDATE where the database can, and each one's
-    current stream (leads in none are left out)."""
-    db = Lead._meta.db
-    ids = ", ".join(str(int(i)) for i in sorted(lead_ids))
-    lock = " FOR UPDATE OF l" if db.capabilities.support_for_update else ""
-    _, rows = await db.execute_query(_LEADS.format(_CURRENT, ids) + lock)
-    leads = {r[0]: _Row(r[0], r[1], LeadStatus(r[2]), r[3], _stored_at(r[4]), r[5]) for r in rows}
-    return list(leads.values()), {r[0]: r[6] for r in rows if r[6] is not None}
-
-
-async def _update_leads(leads: Sequence[_Row]) -> None:
-    """UPDATE score, score_at and status with one prepared statement executed many times,
-    values through each field's ``to_db_value`` (as nurtured.db.update_rows)."""
-    if not leads:
-        return
-    db = Lead._meta.db
-    sql = db.executor_class(model=Lead, db=db).get_update_sql(_WRITTEN, None)
-    score, score_at, status = (Lead._meta.fields_map[name].to_db_value for name in _WRITTEN)
-    rows = [[score(r.score, Lead), score_at(r.score_at, Lead), status(r.status, Lead), r.id]
-            for r in leads]  # fmt: skip
-    await db.execute_many(sql, rows)
-
-
-def _may_move(app: App, lead: _Row, stream_id: str, signals: Sequence[Signal]) -> bool:
+def _may_move(app: App, lead: LeadRow, stream_id: str, signals: Sequence[Signal]) -> bool:
     """Whether ``signals`` might change the lead's current enrollment in ``stream_id``.
 
     False only for human clicks and opens that fire no on_click rule and cannot reach an
@@ -389,7 +311,7 @@ async def _react(app: App, signals: Sequence[Signal], *, light: bool) -> list[Ou
     if refs:
         seen = {ref for (ref,) in await Event.filter(ref__in=refs).values_list("ref")}
     lead_ids = {s.lead_id for s in signals}
-    leads, streams = await _read(lead_ids)
+    leads, streams = await read_leads(lead_ids)
     whole = lead_ids
     if light:
         by_lead: dict[int, list[Signal]] = defaultdict(list)
@@ -434,7 +356,7 @@ async def _react(app: App, signals: Sequence[Signal], *, light: bool) -> list[Ou
         if signal.ref:
             seen.add(signal.ref)
         outcomes.append(batch.apply(signal))
-    await _insert_events(batch.events, pace)
+    await insert_events(batch.events, pace)
     await batch.changes.write()
-    await _update_leads([s.lead for s in state.values() if s.dirty])
+    await update_leads([s.lead for s in state.values() if s.dirty])
     return outcomes
