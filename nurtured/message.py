@@ -39,6 +39,8 @@ _UNSAFE_CATEGORIES = frozenset({"Cc", "Cs", "Zl", "Zp"})
 # RFC 5322 dot-atom text: what a Message-ID's left and right halves may hold here.
 _ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+"
 _MESSAGE_ID = re.compile(rf"<{_ATOM}@{_ATOM}>")
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_DOT_ATOM_ADDR = re.compile(rf"{_ATEXT}(?:\.{_ATEXT})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*")
 _FIELD_NAME = re.compile(r"[!-9;-~]+")  # RFC 5322 ftext
 _URL_UNSAFE = re.compile(r"[\s<>,\"\x00-\x1f\x7f]")
 _MAX_LINE = 998  # RFC 5322 section 2.1.1
@@ -84,6 +86,11 @@ def check_addr_spec(addr: str) -> str:
     raise ValueError. Control characters are refused, never cleaned: a mangled
     address is a different address.
     """
+    if _DOT_ATOM_ADDR.fullmatch(addr):
+        # The common case, a dot-atom local part at a dot-atom domain: an addr-spec by
+        # RFC 5322's own grammar, and the parser below would return it unchanged. That
+        # parser took a tenth of the send path, for addresses unique to each message.
+        return addr
     if any(unicodedata.category(c) in _UNSAFE_CATEGORIES for c in addr):
         raise ValueError(f"address contains control characters: {addr!r}")
     if not addr.isascii():

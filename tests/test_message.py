@@ -306,3 +306,27 @@ def test_fast_serialiser_cannot_be_injected_and_keeps_extra_headers() -> None:
     assert fast["X-Campaign"] == "spring"
     with pytest.raises(ValueError, match="set by build_message"):
         _both(extra_headers={"From": "x@y.example"})
+
+
+@given(
+    st.text(
+        alphabet=st.sampled_from("abcXYZ019!#$%&'*+/=?^_`{|}~-.@ \"\\()<>,;:[]\r\n\x00\u00e9"),
+        min_size=1,
+        max_size=16,
+    )
+)
+def test_address_fast_path_agrees_with_the_rfc_5322_parser(addr: str) -> None:
+    """check_addr_spec accepts a plain dot-atom address without the (slow) parser; what it
+    accepts that way, the parser takes as exactly that address, and the rest still goes
+    through the parser's refusals."""
+    from email.headerregistry import Address
+
+    from nurtured.message import _DOT_ATOM_ADDR
+
+    if _DOT_ATOM_ADDR.fullmatch(addr):
+        parsed = Address(addr_spec=addr)
+        assert (parsed.addr_spec, bool(parsed.username), bool(parsed.domain)) == (addr, True, True)
+        assert check_addr_spec(addr) == addr
+    elif any(c in addr for c in "\r\n\x00\u00e9") or "@" not in addr:
+        with pytest.raises(ValueError, match="address"):
+            check_addr_spec(addr)
