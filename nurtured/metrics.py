@@ -20,6 +20,10 @@ from nurtured.models import Delivery, DeliveryStatus, Enrollment, Event, EventKi
 COUNTED_EVENTS = (
     EventKind.CLICK, EventKind.OPEN, EventKind.REPLY, EventKind.ALERT, EventKind.UNSUBSCRIBE,
 )  # fmt: skip
+INBOUND_KINDS = (
+    EventKind.REPLY, EventKind.AUTO_REPLY, EventKind.BOUNCE, EventKind.UNSUBSCRIBE,
+    EventKind.FORWARD,
+)  # fmt: skip
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 # Per kind: how many CLICK/OPEN events were flagged machine. reactions.py writes
@@ -95,6 +99,14 @@ async def collect(now: datetime) -> list[Family]:
         .group_by("kind")
         .values_list("kind", "n")
     }
+    # Events with a ref came from an inbound message (the ref is its Message-ID).
+    inbound: dict[str, int] = {
+        str(kind): n
+        for kind, n in await Event.filter(ref__isnull=False)
+        .annotate(n=Count("id"))
+        .group_by("kind")
+        .values_list("kind", "n")
+    }
     machine = await _machine_events()
     leads: dict[str, int] = {
         str(status): n
@@ -128,6 +140,11 @@ async def collect(now: datetime) -> list[Family]:
         ),
         Family("nurtured_due_backlog", "gauge", "Enrollments due now and not yet sent.").add(due),
         Family("nurtured_leads", "gauge", "Leads by status."),
+        Family(
+            "nurtured_inbound_messages_total",
+            "counter",
+            "Inbound messages matched to a lead and recorded, by what they were.",
+        ),
     ]
     by_name = {f.name: f for f in families}
     for status in DeliveryStatus:
@@ -136,6 +153,8 @@ async def collect(now: datetime) -> list[Family]:
                        (EventKind.OPEN, "nurtured_opens_total")):  # fmt: skip
         bots = machine.get(kind, 0)
         by_name[name].add(events.get(kind, 0) - bots, agent="human").add(bots, agent="machine")
+    for kind in INBOUND_KINDS:
+        by_name["nurtured_inbound_messages_total"].add(inbound.get(kind, 0), kind=str(kind))
     for lead_status, n in sorted(leads.items()):
         by_name["nurtured_leads"].add(n, status=lead_status)
     return families

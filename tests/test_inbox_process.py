@@ -144,6 +144,26 @@ async def test_hard_bounce_stops_the_lead_soft_does_not(walk: Walk) -> None:
     assert events[1].delivery_id == gone.id
 
 
+async def test_metrics_count_inbound_messages_by_kind(walk: Walk) -> None:
+    """/metrics counts what the inbox recorded, by kind; a web unsubscribe (no inbound
+    message) is not counted as inbound mail."""
+    from nurtured import metrics
+    from nurtured.reactions import Signal, react
+
+    gone = await sent_to(walk, "gone@example.com")
+    ada = await sent_to(walk, "ada@example.com")
+    await process_messages(runtime(walk), [corpus("bounce-soft-full", gone.message_id)])
+    await process_messages(runtime(walk), [corpus("bounce-hard-postfix", gone.message_id)])
+    await process_messages(runtime(walk), [corpus("unsubscribe-fr-gmail", ada.message_id)])
+    bea = await sent_to(walk, "bea@example.com")
+    await react(walk.app, [Signal(bea.lead_id, EventKind.UNSUBSCRIBE, LATER)])  # by the web
+    text = await metrics.render(LATER)
+    assert 'nurtured_inbound_messages_total{kind="bounce"} 2' in text
+    assert 'nurtured_inbound_messages_total{kind="unsubscribe"} 1' in text
+    assert 'nurtured_inbound_messages_total{kind="reply"} 0' in text
+    assert "nurtured_unsubscribes_total 2" in text
+
+
 async def test_non_standard_bounce_matches_by_quoted_message_id(walk: Walk) -> None:
     gone = await sent_to(walk, "gone@example.com")
     raw = corpus("bounce-nonstandard-exim", gone.message_id)
