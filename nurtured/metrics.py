@@ -10,9 +10,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from tortoise import connections
 from tortoise.functions import Count
+from tortoise.queryset import QuerySet
 
 from nurtured.engine import DUE_STATES
 from nurtured.models import Delivery, DeliveryStatus, Enrollment, Event, EventKind, Lead
@@ -84,36 +86,20 @@ async def _machine_events() -> dict[str, int]:
     return {str(row[0]): int(row[1]) for row in rows}
 
 
+async def _count_by(query: QuerySet[Any], column: str) -> dict[str, int]:
+    """``SELECT column, COUNT(*) ... GROUP BY column`` as {value: count}."""
+    rows = await query.annotate(n=Count("id")).group_by(column).values_list(column, "n")
+    return {str(value): n for value, n in rows}
+
+
 async def collect(now: datetime) -> list[Family]:
     """Every metric family as of ``now``."""
-    deliveries: dict[str, int] = {
-        str(status): n
-        for status, n in await Delivery.annotate(n=Count("id"))
-        .group_by("status")
-        .values_list("status", "n")
-    }
-    events: dict[str, int] = {
-        str(kind): n
-        for kind, n in await Event.filter(kind__in=COUNTED_EVENTS)
-        .annotate(n=Count("id"))
-        .group_by("kind")
-        .values_list("kind", "n")
-    }
+    deliveries = await _count_by(Delivery.all(), "status")
+    events = await _count_by(Event.filter(kind__in=COUNTED_EVENTS), "kind")
     # Events with a ref came from an inbound message (the ref is its Message-ID).
-    inbound: dict[str, int] = {
-        str(kind): n
-        for kind, n in await Event.filter(ref__isnull=False)
-        .annotate(n=Count("id"))
-        .group_by("kind")
-        .values_list("kind", "n")
-    }
+    inbound = await _count_by(Event.filter(ref__isnull=False), "kind")
     machine = await _machine_events()
-    leads: dict[str, int] = {
-        str(status): n
-        for status, n in await Lead.annotate(n=Count("id"))
-        .group_by("status")
-        .values_list("status", "n")
-    }
+    leads = await _count_by(Lead.all(), "status")
     due = await Enrollment.filter(state__in=DUE_STATES, next_due_at__lte=now).count()
 
     families = [
