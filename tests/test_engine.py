@@ -115,6 +115,35 @@ async def test_an_error_preparing_a_batch_waits_for_the_batch_being_sent(walk: W
     assert len(walk.sink.messages) == 2
 
 
+async def test_a_claim_lost_to_another_worker_sends_nothing(walk: Walk) -> None:
+    """Another worker claims (lead, content) between our plan and our claim: the unique
+    constraint keeps its row, we send nothing for that lead, count the conflict, and the
+    next pass moves past the content the other worker holds."""
+    await walk.add("ada@example.com")
+    await walk.add("bob@example.com")
+    ada = await Lead.get(email="ada@example.com")
+    real_claim = walk.engine._claim
+
+    async def other_worker_first(jobs: list[Any], now: datetime, report: Any) -> list[Any]:
+        await Delivery.create(lead_id=ada.id, content_id="intro", stream_id="a", step_index=0,
+                              token="w" * 22, message_id="<w@acme.example>",
+                              claimed_at=now)  # fmt: skip
+        return await real_claim(jobs, now, report)
+
+    walk.engine._claim = other_worker_first  # type: ignore[method-assign]
+    report = await walk.engine.run_due(MONDAY)
+    walk.engine._claim = real_claim  # type: ignore[method-assign]
+    assert (report["claim_conflict"], report["sent"]) == (1, 1)
+    assert walk.subjects("ada@example.com") == []
+    assert walk.subjects("bob@example.com") == ["intro"]
+    (held,) = await Delivery.filter(lead_id=ada.id)
+    assert held.token == "w" * 22  # the other worker's claim stands, ours left no row
+    assert await Link.filter(delivery__lead_id=ada.id).count() == 0
+    # Next pass: intro counts as received (the other worker may have sent it): never twice.
+    await walk.engine.run_due(MONDAY + timedelta(days=3))
+    assert "intro" not in walk.subjects("ada@example.com")
+
+
 async def test_send_window_in_the_leads_time_zone(walk: Walk, tmp_path: Path) -> None:
     """A Tokyo lead enrolled at 19:00 Tokyo time gets its email at 09:00 Tokyo the next day."""
     app = load_app(write_project(tmp_path / "w", walk.sink.port, **{
