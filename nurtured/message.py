@@ -212,6 +212,34 @@ def _mailto(target: str) -> str:
     return uri
 
 
+def _check_date_and_id(date: datetime, message_id: str) -> None:
+    if date.tzinfo is None or date.utcoffset() is None:
+        raise ValueError("date must be timezone-aware")
+    if not _MESSAGE_ID.fullmatch(message_id):
+        raise ValueError(f"not a valid Message-ID: {message_id!r}")
+
+
+def _unsubscribe_targets(url: str | None, mailto: str | None) -> list[str]:
+    """The List-Unsubscribe entries, ``<https://...>`` then ``<mailto:...>``, checked."""
+    targets = []
+    if url is not None:
+        targets.append(f"<{_https_url(url)}>")
+    if mailto is not None:
+        targets.append(f"<{_mailto(mailto)}>")
+    return targets
+
+
+def _extra(extra_headers: Mapping[str, str] | None) -> list[tuple[str, str]]:
+    """The caller's extra headers, refused if a name is not a field name or is one the
+    builders set themselves."""
+    for name in extra_headers or {}:
+        if not _FIELD_NAME.fullmatch(name):
+            raise ValueError(f"not a valid header name: {name!r}")
+        if name.lower() in RESERVED_HEADERS:
+            raise ValueError(f"header {name!r} is set by build_message itself")
+    return list((extra_headers or {}).items())
+
+
 def build_message(
     *,
     subject: str,
@@ -235,10 +263,7 @@ def build_message(
     are ASCII and need no 8BITMIME. Raises ValueError for an unusable address,
     Message-ID, naive date, unsubscribe target or extra header name.
     """
-    if date.tzinfo is None or date.utcoffset() is None:
-        raise ValueError("date must be timezone-aware")
-    if not _MESSAGE_ID.fullmatch(message_id):
-        raise ValueError(f"not a valid Message-ID: {message_id!r}")
+    _check_date_and_id(date, message_id)
 
     msg = EmailMessage(policy=policy.SMTP)
     msg["From"] = _address_header("From", from_name, from_addr)
@@ -249,21 +274,13 @@ def build_message(
     msg["Date"] = format_datetime(date)
     msg["Message-ID"] = message_id
 
-    targets = []
-    if unsubscribe_url is not None:
-        targets.append(f"<{_https_url(unsubscribe_url)}>")
-    if unsubscribe_mailto is not None:
-        targets.append(f"<{_mailto(unsubscribe_mailto)}>")
+    targets = _unsubscribe_targets(unsubscribe_url, unsubscribe_mailto)
     if targets:
         msg["List-Unsubscribe"] = _list_header("List-Unsubscribe", targets)
     if unsubscribe_url is not None:  # RFC 8058 one-click needs an https POST target
         msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
 
-    for name, value in (extra_headers or {}).items():
-        if not _FIELD_NAME.fullmatch(name):
-            raise ValueError(f"not a valid header name: {name!r}")
-        if name.lower() in RESERVED_HEADERS:
-            raise ValueError(f"header {name!r} is set by build_message itself")
+    for name, value in _extra(extra_headers):
         msg[name] = _text_header(name, value)
 
     msg["MIME-Version"] = "1.0"
@@ -337,10 +354,7 @@ def build_message_bytes(
     costs milliseconds per message. The boundary starts with "=_", which quoted-printable
     text can never contain, so it cannot collide with a body.
     """
-    if date.tzinfo is None or date.utcoffset() is None:
-        raise ValueError("date must be timezone-aware")
-    if not _MESSAGE_ID.fullmatch(message_id):
-        raise ValueError(f"not a valid Message-ID: {message_id!r}")
+    _check_date_and_id(date, message_id)
     fold = policy.SMTP
     lines = [
         _folded_sender("From", from_name, from_addr),
@@ -351,20 +365,12 @@ def build_message_bytes(
     lines.append(_folded_text("Subject", subject))
     lines.append(f"Date: {format_datetime(date)}{_CRLF}")
     lines.append(f"Message-ID: {message_id}{_CRLF}")
-    targets = []
-    if unsubscribe_url is not None:
-        targets.append(f"<{_https_url(unsubscribe_url)}>")
-    if unsubscribe_mailto is not None:
-        targets.append(f"<{_mailto(unsubscribe_mailto)}>")
+    targets = _unsubscribe_targets(unsubscribe_url, unsubscribe_mailto)
     if targets:
         lines.append(_list_header("List-Unsubscribe", targets).fold(policy=fold))
     if unsubscribe_url is not None:
         lines.append(f"List-Unsubscribe-Post: List-Unsubscribe=One-Click{_CRLF}")
-    for name, value in (extra_headers or {}).items():
-        if not _FIELD_NAME.fullmatch(name):
-            raise ValueError(f"not a valid header name: {name!r}")
-        if name.lower() in RESERVED_HEADERS:
-            raise ValueError(f"header {name!r} is set by build_message itself")
+    for name, value in _extra(extra_headers):
         lines.append(_folded_text(name, value))
     lines.append(f"MIME-Version: 1.0{_CRLF}")
     head = "".join(lines).encode("ascii")
