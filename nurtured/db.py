@@ -52,11 +52,10 @@ async def database(url: str, *, upgrade: bool = True) -> AsyncIterator[None]:
         await close_db()
 
 
-async def update_rows(
-    model: type[Model], instances: Sequence[Model], fields: Sequence[str]
-) -> None:
+async def update_rows(model: type[Model], instances: Sequence[Any], fields: Sequence[str]) -> None:
     """``UPDATE model SET fields WHERE pk`` for every instance, as one prepared statement
-    executed many times (inside the caller's transaction, if any).
+    executed many times (inside the caller's transaction, if any). An instance is a model
+    object or any object with the primary key and ``fields`` as attributes (a plain row).
 
     Tortoise's ``bulk_update`` builds one ``CASE WHEN pk=...`` expression per field over
     the whole batch; the database then evaluates each CASE for every row, which made it
@@ -69,10 +68,10 @@ async def update_rows(
     sql = db.executor_class(model=model, db=db).get_update_sql(list(fields), None)
     meta = model._meta
     converters = [meta.fields_map[name].to_db_value for name in fields]
-    to_pk = meta.pk.to_db_value
+    to_pk, pk_attr = meta.pk.to_db_value, meta.pk_attr
     rows = [
         [convert(getattr(obj, name), obj) for convert, name in zip(converters, fields, strict=True)]
-        + [to_pk(obj.pk, obj)]
+        + [to_pk(getattr(obj, pk_attr), obj)]
         for obj in instances
     ]
     await db.execute_many(sql, rows)

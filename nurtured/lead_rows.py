@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from nurtured.db import update_rows
 from nurtured.models import CURRENT, Event, Lead, LeadStatus
 
 
@@ -87,13 +88,5 @@ async def read_leads(lead_ids: set[int]) -> tuple[list[LeadRow], dict[int, str]]
 
 
 async def update_leads(leads: Sequence[LeadRow]) -> None:
-    """UPDATE score, score_at and status with one prepared statement executed many times,
-    values through each field's ``to_db_value`` (as nurtured.db.update_rows)."""
-    if not leads:
-        return
-    db = Lead._meta.db
-    sql = db.executor_class(model=Lead, db=db).get_update_sql(_WRITTEN, None)
-    score, score_at, status = (Lead._meta.fields_map[name].to_db_value for name in _WRITTEN)
-    rows = [[score(r.score, Lead), score_at(r.score_at, Lead), status(r.status, Lead), r.id]
-            for r in leads]  # fmt: skip
-    await db.execute_many(sql, rows)
+    """UPDATE score, score_at and status of each row (``nurtured.db.update_rows``)."""
+    await update_rows(Lead, leads, _WRITTEN)
