@@ -519,23 +519,30 @@ def bench_env() -> dict[str, str]:
     return env
 
 
+def start_server(
+    module: str, *args: str, env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[str], int]:
+    """Run ``python -m module args`` and wait for its ``ready <port>`` line."""
+    proc = subprocess.Popen(  # noqa: S603
+        [sys.executable, "-m", module, *args],
+        cwd=ROOT,
+        env=env or bench_env(),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline().split()
+    if not line or line[0] != "ready":
+        proc.kill()
+        raise RuntimeError(f"{module} {' '.join(args)} did not start: {line}")
+    return proc, int(line[1])
+
+
 class Sink:
     """The discarding aiosmtpd sink (bench/sink.py) in a process of its own."""
 
     def __init__(self) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bench.sink", "--port", "0"],
-            cwd=ROOT,
-            env=bench_env(),
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline().split()
-        if not line or line[0] != "ready":
-            self.proc.kill()
-            raise RuntimeError(f"the SMTP sink did not start: {line}")
-        self.port = int(line[1])
+        self.proc, self.port = start_server("bench.sink", "--port", "0")
 
     def count(self) -> tuple[int, int, int]:
         """(messages, bytes, connections) the sink has accepted so far."""

@@ -17,13 +17,11 @@ import re
 import shutil
 import sqlite3
 import subprocess
-import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from bench.common import (
-    ROOT,
     DiscardTransport,
     Figure,
     bench_env,
@@ -32,6 +30,7 @@ from bench.common import (
     log,
     seed,
     skip,
+    start_server,
     verdict,
     workdir,
     write_project,
@@ -111,19 +110,7 @@ class Server:
         env = bench_env()
         if profile is not None:
             env["NURTURED_BENCH_PROFILE"] = str(profile)
-        self.proc = subprocess.Popen(  # noqa: S603
-            [sys.executable, "-m", "bench.http_servers", *args],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline().split()
-        if not line or line[0] != "ready":
-            self.proc.kill()
-            raise RuntimeError(f"HTTP server {args[0]} did not start")
-        self.port = int(line[1])
+        self.proc, self.port = start_server("bench.http_servers", *args, env=env)
 
     def __enter__(self) -> Server:
         return self
