@@ -81,7 +81,6 @@ async def measure(
             catalog=app.catalog,
             renderer=app.renderer,
             transport=DiscardTransport(),
-            signer=app.signer,
         )
         for _ in range(repeat):
             times = StageTimes()

@@ -152,7 +152,6 @@ async def pipeline(config: Path, times: StageTimes, profile: Path | None) -> dic
             catalog=app.catalog,
             renderer=app.renderer,
             transport=transport,
-            signer=app.signer,
         )
         undo = instrument(times)
         cpu = time.process_time()

@@ -153,7 +153,6 @@ async def click_paths(config: Path, now: datetime) -> list[str]:
             catalog=app.catalog,
             renderer=app.renderer,
             transport=DiscardTransport(),
-            signer=app.signer,
         )
         await engine.run_due(now)
     conn = sqlite3.connect(db_path(config))

@@ -43,7 +43,7 @@ from nurtured.outcomes import Job, PassReport, record, save
 from nurtured.render import Renderer
 from nurtured.scheduler import Next, SendRules, place
 from nurtured.streams import Catalog
-from nurtured.tokens import Signer, new_delivery_token
+from nurtured.tokens import new_delivery_token
 from nurtured.views import company_view, lead_view
 
 log = logging.getLogger(__name__)
@@ -71,13 +71,11 @@ class Engine:
         catalog: Catalog,
         renderer: Renderer,
         transport: Transport,
-        signer: Signer,
     ) -> None:
         self.settings = settings
         self.catalog = catalog
         self.renderer = renderer
         self.transport = transport
-        self.signer = signer
         sending = settings.sending
         self.rules = SendRules(sending.window, sending.timezone, sending.holidays)
         self.batch_size = sending.batch_size
@@ -340,7 +338,6 @@ class Engine:
     def _message(self, job: Job, now: datetime) -> bytes:
         assert job.rendered is not None
         sender = self.settings.sender
-        unsubscribe = f"{self.settings.tracking.base_url}/u/{self.signer.sign('u', job.token)}"
         return build_message_bytes(
             subject=job.rendered.subject,
             text=job.rendered.text,
@@ -352,7 +349,7 @@ class Engine:
             reply_to=sender.reply_to_for(job.token),
             message_id=job.message_id,
             date=now,
-            unsubscribe_url=unsubscribe,
+            unsubscribe_url=job.rendered.unsubscribe_url,
             unsubscribe_mailto=sender.unsubscribe_mailto,
         )
 

@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 def make_engine(runtime: Runtime) -> Engine:
     app = runtime.app
     return Engine(settings=app.settings, catalog=app.catalog, renderer=app.renderer,
-                  transport=runtime.transport, signer=app.signer)  # fmt: skip
+                  transport=runtime.transport)  # fmt: skip
 
 
 async def send_due(

@@ -52,14 +52,13 @@ async def render_preview(
         stream={"id": stream.id, "name": stream.name},
         step={"index": step.index, "content": step.content},
     )  # fmt: skip
-    base = app.settings.tracking.base_url
     message = build_message(
         subject=rendered.subject, text=rendered.text, html=rendered.html,
         from_name=sender.name, from_addr=sender.address,
         to_name=str(lead.get("full_name") or ""), to_addr=str(lead["email"]),
         reply_to=sender.reply_to_for(token),
         message_id=make_message_id(token, domain_of(sender.address)),
-        date=datetime.now(UTC), unsubscribe_url=f"{base}/u/{app.signer.sign('u', token)}",
+        date=datetime.now(UTC), unsubscribe_url=rendered.unsubscribe_url,
         unsubscribe_mailto=sender.unsubscribe_mailto,
     )  # fmt: skip
     if raw:

@@ -79,6 +79,7 @@ class RenderedEmail:
     text: str
     html: str
     links: tuple[TrackedLink, ...]
+    unsubscribe_url: str  # the signed /u/ URL, also the List-Unsubscribe target
 
 
 class Record(dict[str, Any]):
@@ -189,13 +190,14 @@ class Renderer:
         compiled = self._load(template)
         links = _Links(self.base_url, self.signer, delivery_token)
         pixel = f"{self.base_url}/o/{self.signer.sign('o', delivery_token)}.gif"
+        unsubscribe = f"{self.base_url}/u/{self.signer.sign('u', delivery_token)}"
         variables = {
             "lead": _lead_record(lead),
             "company": Record("company", {k: None for k in COMPANY_KEYS} | dict(company or {})),
             "sender": Record("sender", sender),
             "stream": Record("stream", stream),
             "step": Record("step", step),
-            "unsubscribe_url": f"{self.base_url}/u/{self.signer.sign('u', delivery_token)}",
+            "unsubscribe_url": unsubscribe,
             "open_pixel_url": pixel,
             "link": links.text,
         }
@@ -205,7 +207,9 @@ class Renderer:
             html = self._block(template, compiled.html, "html", variables | {"link": links.html})
         else:
             html = html_from_text(text, pixel)
-        return RenderedEmail(one_line(subject), text, html, tuple(links.found.values()))
+        return RenderedEmail(
+            one_line(subject), text, html, tuple(links.found.values()), unsubscribe
+        )
 
     def check(self, names: Iterable[str] | None = None) -> list[Problem]:
         """Compile templates and render each for a sample lead and a bare one; every problem."""

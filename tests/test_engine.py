@@ -150,7 +150,7 @@ async def test_send_window_in_the_leads_time_zone(walk: Walk, tmp_path: Path) ->
         "config.toml": config(walk.sink.port, '{ hours = "09:00-17:00", days = ["weekdays"] }')
     }))  # fmt: skip
     engine = Engine(settings=app.settings, catalog=app.catalog, renderer=app.renderer,
-                    transport=walk.transport, signer=app.signer)  # fmt: skip
+                    transport=walk.transport)  # fmt: skip
     item = make_input({"email": "kenji@example.jp", "interest": "a", "timezone": "Asia/Tokyo"})
     await upsert([item], app.catalog, app.rules, MONDAY)  # 10:00 UTC = 19:00 Tokyo
     enrollment = await Enrollment.get(lead__email="kenji@example.jp")
@@ -274,8 +274,7 @@ async def test_concurrent_engines_send_each_content_once(walk: Walk) -> None:
     for i in range(6):
         await walk.add(f"lead{i}@example.com")
     other = Engine(settings=walk.app.settings, catalog=walk.app.catalog,
-                   renderer=walk.app.renderer, transport=walk.transport,
-                   signer=walk.app.signer)  # fmt: skip
+                   renderer=walk.app.renderer, transport=walk.transport)  # fmt: skip
     await asyncio.gather(walk.engine.run_due(MONDAY), other.run_due(MONDAY))
     rcpts = sorted(r for m in walk.sink.messages for r in m.rcpt_tos)
     assert rcpts == sorted(f"lead{i}@example.com" for i in range(6))

@@ -184,7 +184,7 @@ async def test_scanner_hitting_every_link_in_a_burst_moves_nobody(walk: Walk, tm
     (config.parent / "templates" / "intro.j2").write_text(THREE_LINKS)
     app = load_app(config)
     engine = Engine(settings=app.settings, catalog=app.catalog, renderer=app.renderer,
-                    transport=walk.transport, signer=app.signer)  # fmt: skip
+                    transport=walk.transport)  # fmt: skip
     lead = await walk.add("ada@example.com")
     await engine.run_due(MONDAY)
     first, tagged, third = paths(walk, "ada@example.com", "c")

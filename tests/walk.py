@@ -146,7 +146,7 @@ async def walk(tmp_path: Path, db: str, smtp_sink: Any) -> AsyncIterator[Walk]:
     transport = make_transport(app.settings)
     await transport.start()
     engine = Engine(settings=app.settings, catalog=app.catalog, renderer=app.renderer,
-                    transport=transport, signer=app.signer)  # fmt: skip
+                    transport=transport)  # fmt: skip
     try:
         yield Walk(app, engine, transport, smtp_sink)
     finally:
