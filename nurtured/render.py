@@ -10,6 +10,7 @@ stacked behind it as Jinja does, so ``{% extends %}``, ``super()`` and ``self.x(
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from urllib.parse import urlsplit
 
 import jinja2
 from jinja2 import nodes
+from jinja2.runtime import Context
 from markupsafe import Markup, escape
 
 from nurtured.exceptions import ConfigError, Problem
@@ -115,17 +117,21 @@ class _Links:
     signer: Signer
     delivery_token: str
     found: dict[tuple[str, str | None], TrackedLink] = field(default_factory=dict)
+    urls: dict[tuple[str, str | None], str] = field(default_factory=dict)  # signed, per link
 
     def tracked(self, url: object, tag: object) -> str:
         if not isinstance(url, str) or not _is_web_url(url):
             raise _TemplateBug(f"link(): {url!r} is not an http(s) URL")
         if tag is not None and not isinstance(tag, str):
             raise _TemplateBug(f"link(): tag {tag!r} is not a string")
-        link = self.found.get((url, tag))
-        if link is None:
-            link = self.found[(url, tag)] = TrackedLink(len(self.found), url, tag)
-        token = self.signer.sign("c", self.delivery_token, str(link.index))
-        return f"{self.base_url}/c/{token}"
+        key = (url, tag)
+        tracked = self.urls.get(key)
+        if tracked is None:  # first use in this rendering: the text and HTML share it
+            index = len(self.found)
+            self.found[key] = TrackedLink(index, url, tag)
+            token = self.signer.sign("c", self.delivery_token, str(index))
+            tracked = self.urls[key] = f"{self.base_url}/c/{token}"
+        return tracked
 
     def text(self, url: str, tag: str | None = None, text: str | None = None) -> str:
         tracked = self.tracked(url, tag)
@@ -201,10 +207,13 @@ class Renderer:
             "open_pixel_url": pixel,
             "link": links.text,
         }
-        subject = self._block(template, compiled.text, "subject", variables)
-        text = self._block(template, compiled.text, "text", variables).strip("\r\n") + "\n"
+        # Subject and text share one context, as blocks of one template do in Jinja.
+        context = self._context(compiled.text, variables)
+        subject = self._block(template, context, "subject")
+        text = self._block(template, context, "text").strip("\r\n") + "\n"
         if compiled.has_html:
-            html = self._block(template, compiled.html, "html", variables | {"link": links.html})
+            variables["link"] = links.html
+            html = self._block(template, self._context(compiled.html, variables), "html")
         else:
             html = html_from_text(text, pixel)
         return RenderedEmail(
@@ -311,13 +320,15 @@ class Renderer:
         reason = 'extends must name one template, like {% extends "_layout.j2" %}'
         raise ConfigError([self._problem(file, f"line {extends.lineno}", reason)])
 
-    def _block(
-        self, name: str, chain: tuple[jinja2.Template, ...], block: str, variables: dict[str, Any]
-    ) -> str:
+    @staticmethod
+    def _context(chain: tuple[jinja2.Template, ...], variables: dict[str, Any]) -> Context:
         context = chain[0].new_context(variables)
         for parent in chain[1:]:  # what {% extends %} does when the whole file renders
             for key, render in parent.blocks.items():
                 context.blocks.setdefault(key, []).append(render)
+        return context
+
+    def _block(self, name: str, context: Context, block: str) -> str:
         try:
             return "".join(context.blocks[block][0](context))
         except Exception as exc:
@@ -363,6 +374,7 @@ def _lead_record(lead: Mapping[str, Any]) -> Record:
     return Record("lead", data)
 
 
+@functools.lru_cache(maxsize=4096)  # a template's links are the same for every lead
 def _is_web_url(url: str) -> bool:
     if _CONTROL.search(url) or any(c.isspace() for c in url):
         return False
