@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -75,3 +75,48 @@ async def update_rows(model: type[Model], instances: Sequence[Any], fields: Sequ
         for obj in instances
     ]
     await db.execute_many(sql, rows)
+
+
+async def insert_rows(
+    model: type[Model],
+    rows: Iterable[Mapping[str, Any]],
+    *,
+    ignore_conflicts: bool = False,
+    pace: Callable[[], Awaitable[None]] | None = None,
+) -> None:
+    """``INSERT INTO model`` each row (field name -> value; a field left out takes its
+    default) as one prepared statement executed many times, in the caller's transaction.
+    With ``ignore_conflicts``, a row that breaks a unique constraint is skipped
+    (``ON CONFLICT DO NOTHING``, as ``bulk_create(ignore_conflicts=True)``).
+    ``await pace()`` runs before each row, for callers that share the loop with requests.
+
+    A model object per row cost more than the statement: Tortoise's ``__init__`` checks
+    and converts every field. Values go through each field's ``to_db_value`` as in
+    ``bulk_create``.
+    """
+    db = model._meta.db
+    executor = db.executor_class(model=model, db=db)
+    if ignore_conflicts:
+        # The statement bulk_create builds for ignore_conflicts=True, for this backend
+        # (on PostgreSQL the clause must come before RETURNING).
+        columns = executor._prepare_insert_columns()[1]
+        sql = executor._prepare_insert_statement(columns, ignore_conflicts=True).get_sql()
+    else:
+        sql = executor.insert_query
+    fields_map = model._meta.fields_map
+    fields = [
+        (name, fields_map[name].to_db_value, fields_map[name].default)
+        for name in executor.regular_columns
+    ]
+    values: list[list[Any]] = []
+    for row in rows:
+        if pace is not None:
+            await pace()
+        line = []
+        for name, convert, default in fields:
+            # A field left out takes its default, as Model.__init__ gives it.
+            value = row[name] if name in row else (default() if callable(default) else default)
+            line.append(convert(value, model))
+        values.append(line)
+    if values:
+        await db.execute_many(sql, values)

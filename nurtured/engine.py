@@ -21,6 +21,7 @@ from datetime import datetime
 from tortoise.transactions import in_transaction
 
 from nurtured.config import Settings
+from nurtured.db import insert_rows
 from nurtured.enrollment import LEASE, Changes, leave, settle, wake_held
 from nurtured.exceptions import (
     ConfigError,
@@ -289,21 +290,22 @@ class Engine:
         retries = [job for job in jobs if job.delivery_id is not None]
         async with in_transaction():
             if new:
-                await Delivery.bulk_create(
-                    [
-                        Delivery(
-                            lead_id=job.lead.id,
-                            content_id=job.step.content,
-                            stream_id=job.stream.id,
-                            step_index=job.step.index,
-                            token=job.token,
-                            message_id=job.message_id,
-                            subject=job.rendered.subject[:500] if job.rendered else "",
-                            status=DeliveryStatus.SENDING,
-                            claimed_at=now,
-                        )
+                await insert_rows(
+                    Delivery,
+                    (
+                        {
+                            "lead_id": job.lead.id,
+                            "content_id": job.step.content,
+                            "stream_id": job.stream.id,
+                            "step_index": job.step.index,
+                            "token": job.token,
+                            "message_id": job.message_id,
+                            "subject": job.rendered.subject[:500] if job.rendered else "",
+                            "status": DeliveryStatus.SENDING,
+                            "claimed_at": now,
+                        }
                         for job in new
-                    ],
+                    ),
                     ignore_conflicts=True,
                 )
                 ids = dict(
@@ -318,14 +320,18 @@ class Engine:
                     id__in=[job.delivery_id for job in retries], status=DeliveryStatus.DEFERRED
                 ).update(status=DeliveryStatus.SENDING, claimed_at=now)
             claimed = [job for job in jobs if job.delivery_id is not None]
-            links = [
-                Link(delivery_id=job.delivery_id, index=link.index, url=link.url, tag=link.tag)
+            links = (
+                {
+                    "delivery_id": job.delivery_id,
+                    "index": link.index,
+                    "url": link.url,
+                    "tag": link.tag,
+                }
                 for job in new
                 if job.delivery_id is not None and job.rendered is not None
                 for link in job.rendered.links
-            ]
-            if links:
-                await Link.bulk_create(links, ignore_conflicts=True)
+            )
+            await insert_rows(Link, links, ignore_conflicts=True)
         lost = len(jobs) - len(claimed)
         if lost:
             # Someone else holds (lead, content): the guarantee held; re-place next pass.

@@ -23,8 +23,9 @@ from tortoise.transactions import in_transaction
 
 from nurtured.app import App
 from nurtured.config_sections import Scoring
+from nurtured.db import insert_rows
 from nurtured.enrollment import Changes, leave, received_content, settle
-from nurtured.lead_rows import LeadRow, insert_events, read_leads, update_leads
+from nurtured.lead_rows import LeadRow, read_leads, update_leads
 from nurtured.models import CURRENT, Enrollment, EnrollmentState, Event, EventKind, LeadStatus
 from nurtured.scheduler import place
 from nurtured.streams import Action, Stream
@@ -356,7 +357,7 @@ async def _react(app: App, signals: Sequence[Signal], *, light: bool) -> list[Ou
         if signal.ref:
             seen.add(signal.ref)
         outcomes.append(batch.apply(signal))
-    await insert_events(batch.events, pace)
+    await insert_rows(Event, batch.events, pace=pace)
     await batch.changes.write()
     await update_leads([s.lead for s in state.values() if s.dirty])
     return outcomes
