@@ -8,11 +8,58 @@ one current stream on every backend (NULLs never collide).
 
 from __future__ import annotations
 
+import contextlib
+from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal, overload
 
 from tortoise import fields
+from tortoise.fields.data import T_DATETIME
 from tortoise.models import Model
+
+
+class DatetimeField(fields.DatetimeField[T_DATETIME]):
+    """Tortoise's DatetimeField, reading SQLite's ISO text with ``datetime.fromisoformat``
+    first: eight times faster than the ``iso8601`` parser the ORM uses, which was a tenth
+    of the send pipeline's CPU (five dates per lead read). Anything else, and any text
+    ``fromisoformat`` refuses, goes to the ORM's own conversion unchanged. To migrations
+    it is the plain field: same type, same columns."""
+
+    @overload
+    def __init__(
+        self: DatetimeField[datetime],
+        auto_now: bool = False,
+        auto_now_add: bool = False,
+        *,
+        null: Literal[False] = False,
+        **kwargs: Any,
+    ) -> None: ...
+
+    @overload
+    def __init__(
+        self: DatetimeField[datetime | None],
+        auto_now: bool = False,
+        auto_now_add: bool = False,
+        *,
+        null: Literal[True],
+        **kwargs: Any,
+    ) -> None: ...
+
+    def __init__(self, auto_now: bool = False, auto_now_add: bool = False, **kwargs: Any) -> None:
+        # The overloads above type null= for the models; mypy cannot match the base's
+        # self-typed overloads from this generic subclass, so it is told to trust it.
+        super().__init__(auto_now, auto_now_add, **kwargs)  # type: ignore[misc]
+
+    def to_python_value(self, value: Any) -> datetime | None:
+        if isinstance(value, str):
+            with contextlib.suppress(ValueError):  # else the ORM's parser has its say
+                value = datetime.fromisoformat(value)
+        result: datetime | None = super().to_python_value(value)
+        return result
+
+    def deconstruct(self) -> tuple[str, list[Any], dict[str, Any]]:
+        _, args, kwargs = super().deconstruct()
+        return "tortoise.fields.data.DatetimeField", args, kwargs
 
 
 class LeadStatus(StrEnum):
@@ -71,7 +118,7 @@ class Company(Model):
     domain = fields.CharField(max_length=253, null=True)
     size = fields.CharField(max_length=50, null=True)
     industry = fields.CharField(max_length=100, null=True)
-    created_at = fields.DatetimeField()
+    created_at = DatetimeField()
 
     class Meta:
         table = "company"
@@ -93,9 +140,9 @@ class Lead(Model):
     extra: fields.JSONField[dict[str, Any]] = fields.JSONField(default=dict)
     status = fields.CharEnumField(LeadStatus, max_length=20, default=LeadStatus.ACTIVE)
     score = fields.IntField(default=0)  # as of score_at; it halves every scoring.half_life
-    score_at = fields.DatetimeField(null=True)
-    created_at = fields.DatetimeField()
-    updated_at = fields.DatetimeField()
+    score_at = DatetimeField(null=True)
+    created_at = DatetimeField()
+    updated_at = DatetimeField()
 
     class Meta:
         table = "lead"
@@ -111,11 +158,11 @@ class Enrollment(Model):
     stream_id = fields.CharField(max_length=100)
     state = fields.CharEnumField(EnrollmentState, max_length=10, default=EnrollmentState.ACTIVE)
     position = fields.IntField(default=0)  # index of the next step to consider
-    next_due_at = fields.DatetimeField(null=True)
+    next_due_at = DatetimeField(null=True)
     lease = fields.CharField(max_length=32, null=True)  # who is working on it now
     content_version = fields.CharField(max_length=32, default="")  # for "hold" wake-ups
-    entered_at = fields.DatetimeField()
-    left_at = fields.DatetimeField(null=True)
+    entered_at = DatetimeField()
+    left_at = DatetimeField(null=True)
     reason = fields.CharField(max_length=200, default="")
 
     class Meta:
@@ -137,9 +184,9 @@ class Delivery(Model):
     subject = fields.CharField(max_length=500, default="")
     status = fields.CharEnumField(DeliveryStatus, max_length=10, default=DeliveryStatus.SENDING)
     attempts = fields.IntField(default=0)
-    claimed_at = fields.DatetimeField()
-    sent_at = fields.DatetimeField(null=True)
-    retry_at = fields.DatetimeField(null=True)
+    claimed_at = DatetimeField()
+    sent_at = DatetimeField(null=True)
+    retry_at = DatetimeField(null=True)
     error = fields.TextField(default="")
 
     class Meta:
@@ -178,7 +225,7 @@ class Event(Model):
     kind = fields.CharEnumField(EventKind, max_length=20)
     stream_id = fields.CharField(max_length=100, default="")
     data: fields.JSONField[dict[str, Any]] = fields.JSONField(default=dict)
-    occurred_at = fields.DatetimeField()
+    occurred_at = DatetimeField()
     # What caused it outside, when it must count once: an inbound Message-ID, say.
     ref = fields.CharField(max_length=300, null=True, unique=True)
 
