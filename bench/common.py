@@ -341,10 +341,14 @@ class StageTimes:
 
     def stages(self) -> dict[str, float]:
         """Every stage, with reads+plan as what preparing a batch (Engine._prepare) spent
-        outside lease, render and claim."""
-        out = {s: self.seconds.get(s, 0.0) for s in STAGES if s != "reads+plan"}
+        outside lease, render and claim, and send as what finishing a batch
+        (Engine._finish: from its emails being queued to its outcomes saved) spent outside
+        record and save."""
+        out = {s: self.seconds.get(s, 0.0) for s in STAGES if s not in ("reads+plan", "send")}
         inside = out["lease"] + out["render"] + out["claim"]
         out["reads+plan"] = max(0.0, self.seconds.get("prepare", 0.0) - inside)
+        after = out["record"] + out["save"]
+        out["send"] = max(0.0, self.seconds.get("finish", 0.0) - after)
         return {s: out[s] for s in STAGES}
 
 
@@ -352,6 +356,7 @@ def instrument(times: StageTimes) -> Callable[[], None]:
     """Wrap the Engine's stage methods (and building each message's bytes, which happens
     inside "send") with timers; returns a function that undoes it."""
     from nurtured.engine import Engine
+    from nurtured.mailer import SmtpTransport
 
     patched: list[tuple[Any, str, Any]] = []
 
@@ -392,10 +397,11 @@ def instrument(times: StageTimes) -> Callable[[], None]:
         ("lease", [(Engine, "_lease_due")]),
         ("render", [(Engine, "_render")]),
         ("claim", [(Engine, "_claim")]),
-        ("send", [(Engine, "_send")]),
+        ("finish", [(Engine, "_finish")]),
         ("record", [(engine_module, "record")]),
         ("save", [(engine_module, "save")]),
         ("send: build MIME", [(Engine, "_message")]),
+        ("send: SMTP transaction", [(SmtpTransport, "_transact")]),
     ):
         for owner, attr in places:
             if hasattr(owner, attr):

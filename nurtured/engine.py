@@ -43,6 +43,7 @@ from nurtured.models import (
 from nurtured.outcomes import Job, PassReport, record, save
 from nurtured.render import Renderer
 from nurtured.scheduler import Next, SendRules, place
+from nurtured.sending import SendPool
 from nurtured.streams import Catalog
 from nurtured.tokens import new_delivery_token
 from nurtured.views import company_view, lead_view
@@ -108,31 +109,37 @@ class Engine:
     ) -> PassReport:
         """Process everything due at ``now``, batch after batch (until ``stop`` is set).
 
-        Two batches overlap: while one batch's emails are being sent, the next one is
-        leased, read, rendered and claimed, so the database and the SMTP connections are
-        both kept busy. The batches are disjoint (each holds its own lease) and every
-        batch is finished (sent, recorded, saved) before this returns, also on errors.
+        Batches overlap: while one batch's emails are being sent, the next one is leased,
+        read, rendered and claimed, and the one before is recorded and saved; the senders
+        (``nurtured.sending``) go from one batch's emails to the next without waiting, so
+        the database and the SMTP connections are both kept busy. The batches are
+        disjoint (each holds its own lease) and every batch is finished (sent, recorded,
+        saved) before this returns, also on errors.
         """
         report = PassReport()
-        sending: asyncio.Task[None] | None = None
+        finishing: list[asyncio.Task[None]] = []
         try:
-            for _ in range(max_batches):
-                if stop is not None and stop.is_set():
-                    break
-                batch = await self._prepare(now, report)
-                if sending is not None:
-                    await sending
-                    sending = None
-                if batch is None:
-                    break
-                sending = asyncio.create_task(self._finish(batch, now, report))
-                if batch.picked < self.batch_size:
-                    break
+            async with self._pool(now) as pool:
+                for _ in range(max_batches):
+                    if stop is not None and stop.is_set():
+                        break
+                    batch = await self._prepare(now, report)
+                    if batch is None:
+                        break
+                    # Waits while the previous batch is still queued: preparing runs one
+                    # batch ahead of sending, never more.
+                    sent = await pool.submit(batch.jobs)
+                    finishing.append(asyncio.create_task(self._finish(batch, sent, now, report)))
+                    for task in [task for task in finishing if task.done()]:
+                        finishing.remove(task)
+                        task.result()  # a failed save stops the pass (the rest are awaited)
+                    if batch.picked < self.batch_size:
+                        break
         finally:
-            if sending is not None:
-                # Never abandon a batch mid-send: its claims are committed, its outcomes
-                # must be. A cancellation waits for it (shielded), then goes on.
-                await asyncio.shield(sending)
+            # Never abandon a batch mid-send: its claims are committed, its outcomes must
+            # be. The pool has tried every job; a cancellation waits for the saves too.
+            if finishing:
+                await asyncio.shield(asyncio.gather(*finishing))
         if report.counts:
             log.info("pass at %s: %s", now.isoformat(), report.summary())
         return report
@@ -142,8 +149,16 @@ class Engine:
         batch = await self._prepare(now, report)
         if batch is None:
             return 0
-        await self._finish(batch, now, report)
+        async with self._pool(now) as pool:
+            sent = await pool.submit(batch.jobs)
+        await self._finish(batch, sent, now, report)
         return batch.picked
+
+    def _pool(self, now: datetime) -> SendPool[Job]:
+        """Two senders per SMTP connection: one builds its message while the other's is
+        on the wire; each builds a message only when about to send it."""
+        workers = 2 * max(1, getattr(self.transport, "pool_size", 1))
+        return SendPool(lambda job: self._send_one(job, now), workers, depth=self.batch_size)
 
     async def _prepare(self, now: datetime, report: PassReport) -> Batch | None:
         """Lease, read, plan, render and claim a batch; None when nothing is due."""
@@ -179,9 +194,11 @@ class Engine:
         jobs = await self._claim(jobs, now, report)
         return Batch(len(enrollments), jobs, received, changes, lease, held)
 
-    async def _finish(self, batch: Batch, now: datetime, report: PassReport) -> None:
-        """Send a prepared batch, then record and save every outcome."""
-        await self._send(batch.jobs, now)
+    async def _finish(
+        self, batch: Batch, sent: asyncio.Future[None], now: datetime, report: PassReport
+    ) -> None:
+        """Once every email of a batch has been tried, record and save every outcome."""
+        await sent
         retry = self.settings.sending.retry
         record(batch.jobs, batch.received, now, batch.changes, report, catalog=self.catalog,
                rules=self.rules, retry=retry)  # fmt: skip
@@ -359,28 +376,15 @@ class Engine:
             unsubscribe_mailto=sender.unsubscribe_mailto,
         )
 
-    async def _send(self, jobs: list[Job], now: datetime) -> None:
-        async def send_one(job: Job) -> None:
-            try:
-                message = self._message(job, now)
-            except ValueError as exc:  # an address the message builder refuses
-                job.outcome = PermanentSendError(f"unusable address: {exc}")
-                return
-            try:
-                await self.transport.send(
-                    message, sender=self.settings.sender.address, recipients=[job.lead.email]
-                )
-            except SendError as exc:
-                job.outcome = exc
-
-        # A few senders per connection, each building its next message only when it
-        # is about to send it: memory stays flat whatever the batch size.
-        queue = iter(jobs)
-
-        async def sender() -> None:
-            for job in queue:
-                await send_one(job)
-
-        # Two per connection: one builds its message while the other's is on the wire.
-        workers = min(len(jobs), 2 * max(1, getattr(self.transport, "pool_size", 1)))
-        await asyncio.gather(*(sender() for _ in range(workers)))
+    async def _send_one(self, job: Job, now: datetime) -> None:
+        try:
+            message = self._message(job, now)
+        except ValueError as exc:  # an address the message builder refuses
+            job.outcome = PermanentSendError(f"unusable address: {exc}")
+            return
+        try:
+            await self.transport.send(
+                message, sender=self.settings.sender.address, recipients=[job.lead.email]
+            )
+        except SendError as exc:
+            job.outcome = exc

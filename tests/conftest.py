@@ -17,11 +17,17 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+from hypothesis import settings
 from tortoise import connections
 
 from nurtured.db import close_db, open_db
 
 pytest_plugins = ["tests.smtp_sink", "tests.walk", "tests.dovecot"]
+
+# Property tests are deterministic (the same examples every run, so CI never fails on a
+# lucky draw) and untimed (a loaded machine must not turn a slow example into a failure).
+settings.register_profile("nurtured", derandomize=True, deadline=None, database=None)
+settings.load_profile("nurtured")
 
 SCAFFOLD = Path(__file__).parent.parent / "nurtured" / "scaffold"
 TABLES = ("link", "event", "delivery", "enrollment", "lead", "company")

@@ -76,20 +76,20 @@ async def test_stop_ends_the_pass_after_the_batch_in_flight(walk: Walk) -> None:
     for i in range(7):
         await walk.add(f"lead{i}@example.com")
     stop = asyncio.Event()
-    real_send = walk.engine._send
+    real_send = walk.engine._send_one
 
-    async def send_then_stop(jobs: list[Any], now: datetime) -> None:
+    async def send_then_stop(job: Any, now: datetime) -> None:
         stop.set()  # the signal arrives while the first batch is being sent
-        await real_send(jobs, now)
+        await real_send(job, now)
 
-    walk.engine._send = send_then_stop  # type: ignore[method-assign]
+    walk.engine._send_one = send_then_stop  # type: ignore[method-assign]
     report = await walk.engine.run_due(MONDAY, stop=stop)
     # Batch 1 was sending when the stop came; batch 2 was already claimed (prepared
     # while batch 1 went out), so it is sent too; nothing after it is leased.
     assert report["sent"] == 4
     assert await Delivery.filter(status=DeliveryStatus.SENT).count() == 4
     assert await Delivery.exclude(status=DeliveryStatus.SENT).count() == 0
-    walk.engine._send = real_send  # type: ignore[method-assign]
+    walk.engine._send_one = real_send  # type: ignore[method-assign]
     assert (await walk.engine.run_due(MONDAY))["sent"] == 3
 
 
