@@ -11,7 +11,7 @@ import pytest
 
 from nurtured.app import load_app
 from nurtured.engine import Engine
-from nurtured.enrollment import move_lead, stop_lead
+from nurtured.enrollment import LEASE, move_lead, stop_lead
 from nurtured.intake import make_input, upsert
 from nurtured.models import (
     Delivery,
@@ -91,6 +91,55 @@ async def test_stop_ends_the_pass_after_the_batch_in_flight(walk: Walk) -> None:
     assert await Delivery.exclude(status=DeliveryStatus.SENT).count() == 0
     walk.engine._send_one = real_send  # type: ignore[method-assign]
     assert (await walk.engine.run_due(MONDAY))["sent"] == 3
+
+
+async def test_the_lease_takes_the_earliest_due_and_never_more_than_a_batch(walk: Walk) -> None:
+    """One statement leases batch_size due enrollments, earliest first; the rest and the
+    not-yet-due are untouched. (On PostgreSQL a re-run pick could lease more: it does not.)"""
+    for i in range(5):
+        await walk.add(f"lead{i}@example.com")
+    rows = await Enrollment.all().order_by("id")
+    for n, enrollment in enumerate(rows):  # due one minute apart; the last one not yet
+        enrollment.next_due_at = (
+            MONDAY - timedelta(minutes=10 - n) if n < 4 else MONDAY + timedelta(hours=1)
+        )
+        await enrollment.save()
+    leased = await walk.engine._lease_due(MONDAY)
+    assert sorted(e.id for e in leased) == [rows[0].id, rows[1].id]  # batch_size is 2
+    assert {e.lease for e in leased} == {leased[0].lease}
+    assert all(e.next_due_at == MONDAY + LEASE for e in leased)
+    assert sorted(e.lead_id for e in leased) == sorted(r.lead_id for r in rows[:2])
+    stored = {e.id: e for e in await Enrollment.all()}
+    assert stored[rows[0].id].lease == leased[0].lease
+    assert [stored[r.id].lease for r in rows[2:]] == [None, None, None]
+    again = await walk.engine._lease_due(MONDAY)
+    assert sorted(e.id for e in again) == [rows[2].id, rows[3].id]
+    assert await walk.engine._lease_due(MONDAY) == []  # the last one is not due yet
+
+
+async def test_concurrent_leases_never_share_an_enrollment(walk: Walk) -> None:
+    """Two workers leasing at once (real concurrency on PostgreSQL) get disjoint batches."""
+    for i in range(6):
+        await walk.add(f"lead{i}@example.com")
+    batches = await asyncio.gather(*(walk.engine._lease_due(MONDAY) for _ in range(3)))
+    ids = [e.id for batch in batches for e in batch]
+    assert len(ids) == len(set(ids)) == 6
+    assert all(len({e.lease for e in batch}) == 1 for batch in batches)
+
+
+async def test_the_lease_without_returning_gives_the_same_batch(
+    walk: Walk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite before 3.35 has no UPDATE ... RETURNING: the lease then takes three steps."""
+    import sqlite3
+
+    monkeypatch.setattr(sqlite3, "sqlite_version_info", (3, 34, 1))
+    for i in range(3):
+        await walk.add(f"lead{i}@example.com")
+    leased = await walk.engine._lease_due(MONDAY)
+    assert len(leased) == 2
+    assert all(e.lease and e.next_due_at == MONDAY + LEASE for e in leased)
+    assert (await walk.engine.run_due(MONDAY))["sent"] == 1  # the third; the two are leased
 
 
 async def test_an_error_preparing_a_batch_waits_for_the_batch_being_sent(walk: Walk) -> None:
