@@ -14,8 +14,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from nurtured.app import App, Runtime, load_app
-from nurtured.engine import DUE_STATES, Engine
+from nurtured.engine import Engine
 from nurtured.exceptions import ConfigError
+from nurtured.lease import DUE_STATES
 from nurtured.models import Enrollment
 from nurtured.outcomes import PassReport
 

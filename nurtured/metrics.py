@@ -16,7 +16,7 @@ from tortoise import connections
 from tortoise.functions import Count
 from tortoise.queryset import QuerySet
 
-from nurtured.engine import DUE_STATES
+from nurtured.lease import DUE_STATES
 from nurtured.models import Delivery, DeliveryStatus, Enrollment, Event, EventKind, Lead
 
 COUNTED_EVENTS = (
