@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
+from tortoise import connections
 from tortoise.fields.data import DatetimeField as TortoiseDatetimeField
 
-from nurtured.db import insert_rows, update_rows
+from nurtured.db import Checkpointer, close_db, insert_rows, open_db, sqlite_path, update_rows
 from nurtured.models import Delivery, DeliveryStatus, Enrollment, Lead, Link
 
 T0 = datetime(2026, 11, 23, 9, 30, 15, 123456, tzinfo=UTC)
@@ -114,3 +117,41 @@ def test_datetime_field_is_the_plain_field_to_migrations() -> None:
     ours = Enrollment._meta.fields_map["left_at"].deconstruct()
     plain = TortoiseDatetimeField(null=True).deconstruct()
     assert ours == plain
+
+
+async def test_sqlite_checkpoints_are_done_beside_the_commits(tmp_path: Path) -> None:
+    """Commits no longer copy the log into the database file; the Checkpointer does, from
+    its own connection, and the log then starts over instead of growing."""
+    url = f"sqlite://{tmp_path}/wal.db"
+    await open_db(url)
+    try:
+        conn = connections.get("default")
+        _, rows = await conn.execute_query("PRAGMA wal_autocheckpoint")
+        assert rows[0][0] == 0
+        lead = await _lead()
+        rows_in = [
+            _delivery(lead, f"c{i}", f"t{i}") | {"subject": "s" * 450} for i in range(10_000)
+        ]
+        await insert_rows(Delivery, rows_in)  # well past SQLite's 1,000-page default
+        wal = tmp_path / "wal.db-wal"
+        grown = wal.stat().st_size
+        assert grown > 1000 * 4096  # nobody checkpointed during the commit
+        checkpointer = Checkpointer(str(tmp_path / "wal.db"))
+        busy, pages, copied = await asyncio.to_thread(checkpointer.checkpoint)
+        assert (busy, copied) == (0, pages)
+        assert pages > 1000
+        await _lead("grace@example.com")  # the next write starts the log over
+        assert wal.stat().st_size <= grown
+        busy, pages, copied = await asyncio.to_thread(checkpointer.checkpoint)
+        assert pages < 10  # only the last write's pages
+        await checkpointer.close()
+        assert await Delivery.all().count() == 10_000
+    finally:
+        await close_db()
+
+
+def test_sqlite_path_of_urls() -> None:
+    assert sqlite_path("sqlite:///var/lib/nurtured/db.sqlite3") == "/var/lib/nurtured/db.sqlite3"
+    assert sqlite_path("sqlite://data/nurtured.db") == "data/nurtured.db"
+    assert sqlite_path("sqlite://:memory:") is None
+    assert sqlite_path("postgres://u@127.0.0.1:5432/db") is None
