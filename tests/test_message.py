@@ -234,9 +234,8 @@ def test_spaces_between_non_ascii_words_survive() -> None:
     assert display_name(msg) == name
 
 
-def _both(**overrides: Any) -> tuple[EmailMessage, EmailMessage]:
-    """The same message from build_message (serialised) and build_message_bytes, parsed."""
-    values: dict[str, Any] = {
+def _both_values() -> dict[str, Any]:
+    return {
         "subject": "Your white paper",
         "text": "Hello Ana,\nhere it is.\n",
         "html": "<p>Hello Ana</p>",
@@ -250,7 +249,11 @@ def _both(**overrides: Any) -> tuple[EmailMessage, EmailMessage]:
         "unsubscribe_url": "https://t.acme.example/u/tok123.sig",
         "unsubscribe_mailto": "unsubscribe@acme.example",
     }
-    values.update(overrides)
+
+
+def _both(**overrides: Any) -> tuple[EmailMessage, EmailMessage]:
+    """The same message from build_message (serialised) and build_message_bytes, parsed."""
+    values = _both_values() | overrides
     slow = build_message(**values).as_bytes(policy=email.policy.SMTP)
     fast = build_message_bytes(**values)
     assert b"\r\n" in fast
@@ -273,6 +276,33 @@ def _same(slow: EmailMessage, fast: EmailMessage) -> None:
     assert [(p.get_content_type(), p.get_content()) for p in slow_parts] == [
         (p.get_content_type(), p.get_content()) for p in fast_parts
     ]
+    assert [p["Content-Transfer-Encoding"] for p in slow_parts] == [
+        p["Content-Transfer-Encoding"] for p in fast_parts
+    ]
+
+
+@pytest.mark.parametrize(
+    ("body", "cte"),
+    [
+        ("Hello Ana,\nhere it is: https://t.acme.example/c/x.y\n", "7bit"),
+        ("<p>" + "a" * 990 + "</p>\n", "7bit"),  # 997 characters: within RFC 5322's 998
+        ("<p>" + "a" * 992 + "</p>\n", "quoted-printable"),  # 999: too long a line
+        ("Grüße, Ana\n", "quoted-printable"),  # not ASCII
+        ("nul \x00 inside\n", "quoted-printable"),  # NUL is not 7bit
+        (".a line starting with a dot\nFrom here on\n", "7bit"),  # SMTP dot-stuffs it
+    ],
+)
+def test_parts_are_7bit_when_the_text_allows_and_quoted_printable_otherwise(
+    body: str, cte: str
+) -> None:
+    """Both builders pick the same transfer encoding, and the content reads back as given."""
+    slow, fast = _both(text=body, html=body)
+    _same(slow, fast)
+    for part in fast.iter_parts():
+        assert part["Content-Transfer-Encoding"] == cte
+        assert part.get_content().replace("\r\n", "\n") == body
+    raw = build_message_bytes(**{**_both_values(), "text": body, "html": body})
+    assert all(len(line) <= 998 for line in raw.split(b"\r\n"))
 
 
 @given(
