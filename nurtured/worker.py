@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from arq.connections import ArqRedis, RedisSettings, create_pool
 from arq.worker import Worker
 
 from nurtured import jobs
-from nurtured.app import Runtime, load_app, make_transport
+from nurtured.app import Runtime, load_app, make_transport, utcnow
 from nurtured.config import Settings
 from nurtured.db import database
 
@@ -75,11 +76,17 @@ async def connect(settings: Settings) -> ArqRedis:
 
 
 def make_worker(
-    config_path: Path, *, burst: bool = False, open_database: bool = True, **options: Any
+    config_path: Path,
+    *,
+    burst: bool = False,
+    open_database: bool = True,
+    clock: Callable[[], datetime] = utcnow,
+    **options: Any,
 ) -> Worker:
     """An arq Worker for the project at ``config_path`` (validated now: refuse to start).
 
-    ``open_database=False`` uses the database the caller already opened (tests).
+    ``open_database=False`` uses the database the caller already opened (tests);
+    ``clock`` is what the tick and send jobs take for now (tests pass a fixed one).
     """
     app = load_app(config_path)
     settings = app.settings
@@ -91,7 +98,7 @@ def make_worker(
         transport = make_transport(settings)
         await transport.start()
         stack.push_async_callback(transport.close)
-        runtime = Runtime(load_app(config_path), transport)
+        runtime = Runtime(load_app(config_path), transport, clock)
         ctx.update(stack=stack, runtime=runtime, reloader=jobs.Reloader(runtime, config_path))
         log.info("worker ready: %d streams, queue %s", len(app.catalog.streams),
                  settings.queue.queue_name)  # fmt: skip
