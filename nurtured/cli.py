@@ -51,7 +51,7 @@ def parse_now(_ctx: click.Context, _param: click.Parameter, value: str | None) -
 
 now_option = click.option(
     "--now", callback=parse_now, metavar="ISO-DATETIME",
-    help="Pretend it is this time (dry runs, replays, tests). Without an offset: UTC.",
+    help="Run as if it were this time (replays, tests): it sends for real. Without an offset: UTC.",
 )  # fmt: skip
 
 

@@ -43,9 +43,10 @@ from nurtured.models import (
 )
 from nurtured.outcomes import Job, PassReport, record, save
 from nurtured.render import Renderer
-from nurtured.scheduler import Next, SendRules, place
+from nurtured.scheduler import Next, SendRules, lead_zone, place
 from nurtured.sending import SendPool
-from nurtured.streams import Catalog
+from nurtured.streams import Catalog, Step
+from nurtured.timing import next_send_time
 from nurtured.tokens import new_delivery_token
 from nurtured.views import company_view, lead_view
 
@@ -229,11 +230,25 @@ class Engine:
             changes.touch(enrollment)
             report.counts["orphaned"] += 1
             return None
+        placement = place(self.catalog, enrollment.stream_id, enrollment.position, received)
+        if (
+            isinstance(placement, Next)
+            and placement.stream.id == enrollment.stream_id
+            and placement.step.index == enrollment.position
+        ):
+            # Checked when the email is about to go, not only when it was scheduled: an
+            # overdue email (downtime, cron, resume, retry) waits for its window to open.
+            opening = self._opening(lead, placement.step, now)
+            if opening > now:
+                enrollment.next_due_at = opening
+                enrollment.lease = None
+                changes.touch(enrollment)
+                report.counts["outside_window"] += 1
+                return None
         if enrollment.state == EnrollmentState.PAUSED:
             enrollment.state = EnrollmentState.ACTIVE
             changes.event(lead.id, EventKind.RESUMED, now, stream_id=enrollment.stream_id)
             log.info("lead %s: resumed in %s", lead.email, enrollment.stream_id)
-        placement = place(self.catalog, enrollment.stream_id, enrollment.position, received)
         if not isinstance(placement, Next) or placement.stream.id != enrollment.stream_id:
             settle(enrollment, placement, lead=lead, now=now, rules=self.rules,
                    changes=changes, reason="exhausted")  # fmt: skip
@@ -255,6 +270,12 @@ class Engine:
         token = new_delivery_token(now)
         return Job(enrollment, lead, placement.stream, step, token,
                    make_message_id(token, self.domain))  # fmt: skip
+
+    def _opening(self, lead: Lead, step: Step, now: datetime) -> datetime:
+        """``now`` when ``step`` may go to ``lead`` now, else its window's next opening
+        (the step's window, else the default; the lead's zone; holidays)."""
+        tz = lead_zone(lead.timezone, self.rules)
+        return next_send_time(now, step.window or self.rules.window, tz, self.rules.holidays)
 
     def _render(
         self, jobs: list[Job], now: datetime, changes: Changes, report: PassReport
