@@ -73,6 +73,7 @@ class _Sender(Model):
     reply_to: Mailbox | None = None
     unsubscribe_mailto: Mailbox | None = None
     plus_address: bool = True
+    bounce: Mailbox | None = None
 
 
 class _Retry(Model):
@@ -165,6 +166,7 @@ class Sender:
     reply_to: str | None
     unsubscribe_mailto: str | None
     plus_address: bool = True  # Reply-To: replies+<delivery token>@domain
+    bounce: str | None = None  # the envelope sender; default bounces@<reply_to's domain>
 
     @property
     def from_header(self) -> str:
@@ -176,6 +178,23 @@ class Sender:
         if self.reply_to is None or not self.plus_address:
             return self.reply_to
         local, _, domain = self.reply_to.rpartition("@")
+        return f"{local.partition('+')[0]}+{token}@{domain}"
+
+    @property
+    def bounce_address(self) -> str:
+        """Where DSNs and auto-responders go (MAIL FROM, so Return-Path): ``bounce``, else
+        ``bounces@`` the domain of reply_to (else of from). It must reach the inbox we read."""
+        if self.bounce:
+            return self.bounce
+        domain = (self.reply_to or self.address).rpartition("@")[2]
+        return f"bounces@{domain}"
+
+    def bounce_for(self, token: str) -> str:
+        """The envelope sender of one delivery, VERP-style: bounces+<token>@domain, so a
+        bounce is matched by its recipient even when it quotes nothing of ours."""
+        local, _, domain = self.bounce_address.rpartition("@")
+        if not self.plus_address:
+            return self.bounce_address
         return f"{local.partition('+')[0]}+{token}@{domain}"
 
 
@@ -284,6 +303,7 @@ def load_config(path: Path, *, environ: Mapping[str, str] | None = None) -> Sett
             reply_to=sender.reply_to[1] if sender.reply_to else None,
             unsubscribe_mailto=sender.unsubscribe_mailto[1] if sender.unsubscribe_mailto else None,
             plus_address=sender.plus_address,
+            bounce=sender.bounce[1] if sender.bounce else None,
         ),
         sending=Sending(
             rate_limit=sending.rate_limit,

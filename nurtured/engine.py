@@ -390,7 +390,9 @@ class Engine:
             return
         try:
             await self.transport.send(
-                message, sender=self.settings.sender.address, recipients=[job.lead.email]
+                message,
+                sender=self.settings.sender.bounce_for(job.token),
+                recipients=[job.lead.email],
             )
         except SendError as exc:
             job.outcome = exc

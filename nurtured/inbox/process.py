@@ -79,7 +79,7 @@ def ref_of(msg: Inbound) -> str:
 
 def our_domains(app: App) -> frozenset[str]:
     sender = app.settings.sender
-    addresses = [sender.address, sender.reply_to, sender.unsubscribe_mailto]
+    addresses = [sender.address, sender.reply_to, sender.unsubscribe_mailto, sender.bounce_address]
     return frozenset(domain_of(a.removeprefix("mailto:").split("?")[0]) for a in addresses if a)
 
 
