@@ -6,9 +6,10 @@ companies) and deliveries, one claim transaction (prepared inserts of deliveries
 links), the SMTP transactions (``nurtured.sending``), and one record transaction of
 prepared updates. Nothing is per lead except rendering and sending.
 
-The no-repeat guarantee: a delivery row UNIQUE (lead, content) is committed before its
-SMTP transaction starts. A crash after the claim leaves the row in "sending"; on the next
-start such rows older than the lease become "unknown" and are reported, never resent.
+The no-repeat guarantee: a delivery row UNIQUE (lead, content) is committed ("claimed")
+before its SMTP transaction starts, and marked "sending" (group-committed, see
+``nurtured.marks``) right before that transaction. After a crash, a "claimed" row is sent
+after all and a "sending" one becomes "unknown", reported, never resent (``recover``).
 """
 
 from __future__ import annotations
@@ -18,18 +19,22 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
+from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
 from nurtured.config import Settings
 from nurtured.db import insert_rows
 from nurtured.enrollment import LEASE, Changes, leave, settle, wake_held
 from nurtured.exceptions import (
+    ClaimLost,
     ConfigError,
     PermanentSendError,
     SendError,
+    TransientSendError,
 )
-from nurtured.lease import lease_due
+from nurtured.lease import DUE_STATES, holder_is_dead, lease_due
 from nurtured.mailer import Transport
+from nurtured.marks import StartMarks
 from nurtured.message import build_message_bytes, domain_of, make_message_id
 from nurtured.models import (
     Delivery,
@@ -82,27 +87,57 @@ class Engine:
         self.rules = SendRules(sending.window, sending.timezone, sending.holidays)
         self.batch_size = sending.batch_size
         self.domain = domain_of(settings.sender.address)
+        self.marks = StartMarks()
 
     # -- one pass -------------------------------------------------------------------------
 
     async def recover(self, now: datetime) -> int:
-        """At start: claims cut off by a crash become "unknown" (reported, never resent)."""
-        stale = await Delivery.filter(
-            status=DeliveryStatus.SENDING, claimed_at__lt=now - LEASE
-        ).values_list("id", "lead_id", "content_id")
-        if stale:
-            await Delivery.filter(id__in=[row[0] for row in stale]).update(
-                status=DeliveryStatus.UNKNOWN, error="interrupted during sending"
-            )
-            for delivery_id, lead_id, content_id in stale:
-                log.warning(
-                    "delivery %s (lead %s, %s) was cut off mid-send: marked unknown, not resent",
-                    delivery_id, lead_id, content_id,
-                )  # fmt: skip
+        """Take back claims cut off by a crash; return how many.
+
+        A claim whose SMTP transaction had not begun (``claimed``) is certainly not
+        delivered: it becomes a retry (same Message-ID) and is sent by the next pass. One
+        whose transaction had begun (``sending``) may have been delivered: it becomes
+        ``unknown``, reported, never resent. Claims of a process of this machine that is
+        gone are taken back at once (a daemon restarted by its supervisor); anyone
+        else's only when their lease has run out.
+        """
+        dead = await self._dead_holders(now)
+        counts = await self._take_back(Q(lead_id__in=list(dead.values())), now) if dead else {}
+        if dead:
+            await Enrollment.filter(id__in=list(dead)).update(lease=None, next_due_at=now)
+        expired = await self._take_back(Q(claimed_at__lt=now - LEASE), now)
+        requeued = counts.get("requeued", 0) + expired["requeued"]
+        unknown = counts.get("unknown", 0) + expired["unknown"]
+        if requeued or unknown:
+            log.warning("recovered cut-off sends: %d claimed but never handed to SMTP, sent "
+                        "again; %d cut off mid-transaction, marked unknown, not resent",
+                        requeued, unknown)  # fmt: skip
         woken = await wake_held(self.catalog, now)
         if woken:
             log.info("%d held leads woken: their streams have new steps", woken)
-        return len(stale)
+        return requeued + unknown
+
+    async def _dead_holders(self, now: datetime) -> dict[int, int]:
+        """Enrollments (id -> lead id) leased by a process of this machine that is gone.
+
+        A live lease ends within ``LEASE`` from now, so the scan is the index range of
+        what is leased or due in the next ``LEASE``, not the whole table."""
+        leased = await Enrollment.filter(
+            state__in=DUE_STATES, next_due_at__gt=now, next_due_at__lte=now + LEASE,
+            lease__not_isnull=True,
+        ).values_list("id", "lead_id", "lease")  # fmt: skip
+        return {pk: lead_id for pk, lead_id, lease in leased if holder_is_dead(lease)}
+
+    async def _take_back(self, where: Q, now: datetime) -> dict[str, int]:
+        async with in_transaction():
+            requeued = await Delivery.filter(where, status=DeliveryStatus.CLAIMED).update(
+                status=DeliveryStatus.DEFERRED, retry_at=now,
+                error="claimed but never handed to SMTP (cut off): sent again",
+            )  # fmt: skip
+            unknown = await Delivery.filter(where, status=DeliveryStatus.SENDING).update(
+                status=DeliveryStatus.UNKNOWN, error="interrupted during sending"
+            )
+        return {"requeued": requeued, "unknown": unknown}
 
     async def run_due(
         self, now: datetime, *, max_batches: int = 10_000, stop: asyncio.Event | None = None
@@ -140,6 +175,7 @@ class Engine:
             # be. The pool has tried every job; a cancellation waits for the saves too.
             if finishing:
                 await asyncio.shield(asyncio.gather(*finishing))
+            await self.marks.drain()
         if report.counts:
             log.info("pass at %s: %s", now.isoformat(), report.summary())
         return report
@@ -152,6 +188,7 @@ class Engine:
         async with self._pool(now) as pool:
             sent = await pool.submit(batch.jobs)
         await self._finish(batch, sent, now, report)
+        await self.marks.drain()
         return batch.picked
 
     def _pool(self, now: datetime) -> SendPool[Job]:
@@ -324,7 +361,7 @@ class Engine:
                             "token": job.token,
                             "message_id": job.message_id,
                             "subject": job.rendered.subject[:500] if job.rendered else "",
-                            "status": DeliveryStatus.SENDING,
+                            "status": DeliveryStatus.CLAIMED,
                             "claimed_at": now,
                         }
                         for job in new
@@ -341,7 +378,7 @@ class Engine:
             if retries:
                 await Delivery.filter(
                     id__in=[job.delivery_id for job in retries], status=DeliveryStatus.DEFERRED
-                ).update(status=DeliveryStatus.SENDING, claimed_at=now)
+                ).update(status=DeliveryStatus.CLAIMED, claimed_at=now)
             claimed = [job for job in jobs if job.delivery_id is not None]
             links = (
                 {
@@ -389,6 +426,17 @@ class Engine:
             job.outcome = PermanentSendError(f"unusable address: {exc}")
             return
         try:
+            assert job.delivery_id is not None  # claimed
+            started = await self.marks.start(job.delivery_id)
+        except Exception as exc:  # the mark is not committed: do not send
+            log.warning("lead %s: start mark not written (%s): retried later", job.lead.email,
+                        exc)  # fmt: skip
+            job.outcome = TransientSendError(f"not sent: start mark not written: {exc}")
+            return
+        if not started:
+            job.outcome = ClaimLost("claim taken back before sending: not sent")
+            return
+        try:
             await self.transport.send(
                 message,
                 sender=self.settings.sender.bounce_for(job.token),
@@ -396,3 +444,5 @@ class Engine:
             )
         except SendError as exc:
             job.outcome = exc
+        else:
+            self.marks.done(job.delivery_id, now)

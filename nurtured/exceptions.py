@@ -9,8 +9,10 @@
         ├── TransientSendError     try again later (SMTP 4xx, connection refused, timeout
         │                          before DATA): the server certainly did not take the message
         ├── PermanentSendError     do not try again (SMTP 5xx)
-        └── UnknownSendOutcome     the connection broke during DATA: the server may or may
-                                   not have taken the message, so it must never be resent blindly
+        ├── UnknownSendOutcome     the connection broke during DATA: the server may or may
+        │                          not have taken the message, so it must never be resent blindly
+        └── ClaimLost              the claim was recovered by another process before its
+                                   transaction began: not sent, the row is not ours to write
 
 Foreign errors (aiosmtplib, pydantic, jinja2, OS errors) are mapped into this tree with
 ``raise ... from``, at the edge where they occur.
@@ -84,3 +86,8 @@ class PermanentSendError(SendError):
 
 class UnknownSendOutcome(SendError):
     """The connection broke while the message was being transferred: it may have been taken."""
+
+
+class ClaimLost(SendError):
+    """The claim was taken back (recovered as cut off) before its transaction began:
+    nothing was sent, and the delivery row is someone else's now; leave it alone."""

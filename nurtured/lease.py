@@ -2,14 +2,20 @@
 
 A batch is leased by one conditional update that also returns the rows; while leased
 (``LEASE``), an enrollment is not due for anyone else, and if the worker dies the lease
-simply runs out. The cost follows the due rows: an index range for the pick, then one
-row (one page) per leased enrollment.
+simply runs out. A lease names its holder (machine, process id, process start), so a
+process restarted at once on the same machine can tell its dead predecessor's leases
+from a live neighbour's and recover them at start instead of after ``LEASE``. The cost
+follows the due rows: an index range for the pick, then one row (one page) per leased
+enrollment.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
+import os
 import secrets
+import socket
 import sqlite3
 from datetime import datetime
 
@@ -17,6 +23,34 @@ from nurtured.enrollment import LEASE
 from nurtured.models import Enrollment, EnrollmentState
 
 DUE_STATES = (EnrollmentState.ACTIVE, EnrollmentState.PAUSED)
+
+_HOST = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:6]
+_START = secrets.token_hex(2)  # tells this process from an earlier one with the same pid
+
+
+def new_lease() -> str:
+    """``host-pid-start-random``, at most 30 characters (the column holds 32)."""
+    return f"{_HOST}-{os.getpid()}-{_START}-{secrets.token_hex(4)}"
+
+
+def holder_is_dead(lease: str) -> bool:
+    """True only when the lease's holder is certainly gone: a process of this machine
+    that no longer runs, or an earlier process with our own pid (a container restarted).
+    Anything else (another machine, a live pid, a lease of another form) is left to run
+    out."""
+    parts = lease.split("-")
+    if len(parts) != 4 or parts[0] != _HOST or not parts[1].isdigit():
+        return False
+    pid = int(parts[1])
+    if pid == os.getpid():
+        return parts[2] != _START
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # EPERM: it runs, as someone else
+        return False
+    return False
 
 
 @functools.cache
@@ -55,7 +89,7 @@ def _lease_sql(postgres: bool) -> str:
 async def lease_due(now: datetime, batch_size: int) -> list[Enrollment]:
     """Lease up to batch_size due enrollments: one UPDATE ... RETURNING (due scan,
     lease and read-back in one statement, each due row's page touched once)."""
-    lease = secrets.token_hex(8)
+    lease = new_lease()
     db = Enrollment._meta.db
     if db.capabilities.dialect == "sqlite" and sqlite3.sqlite_version_info < (3, 35):
         return await _lease_in_steps(now, lease, batch_size)  # no RETURNING before 3.35

@@ -84,7 +84,8 @@ CURRENT = (EnrollmentState.ACTIVE, EnrollmentState.PAUSED, EnrollmentState.HELD)
 
 
 class DeliveryStatus(StrEnum):
-    SENDING = "sending"  # claimed; the transaction is (or was) under way
+    CLAIMED = "claimed"  # committed before sending; its SMTP transaction has not begun
+    SENDING = "sending"  # handed to SMTP: the transaction is (or was) under way
     SENT = "sent"  # the server took it
     DEFERRED = "deferred"  # 4xx: will be retried at retry_at with the same Message-ID
     FAILED = "failed"  # 5xx or out of retries: never retried

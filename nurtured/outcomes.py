@@ -18,6 +18,7 @@ from nurtured.config import Retry
 from nurtured.db import update_rows
 from nurtured.enrollment import Changes, leave, settle
 from nurtured.exceptions import (
+    ClaimLost,
     PermanentSendError,
     SendError,
     TransientSendError,
@@ -75,6 +76,13 @@ def record(
     """Turn each send's outcome into delivery states, events and the lead's next step."""
     for job in jobs:
         lead, enrollment, outcome = job.lead, job.enrollment, job.outcome
+        if isinstance(outcome, ClaimLost):
+            # Recovery gave the claim to someone else before we sent: not ours to record.
+            report.counts["claim_lost"] += 1
+            enrollment.next_due_at = now
+            enrollment.lease = None
+            changes.touch(enrollment)
+            continue
         job.attempts += 1
         if isinstance(outcome, TransientSendError) and job.attempts < retry.max_attempts:
             report.counts["deferred"] += 1
@@ -136,7 +144,7 @@ async def save(
     sent = [job.delivery_id for job in jobs if job.outcome is None]
     others = []
     for job in jobs:
-        if job.outcome is None or job.delivery_id is None:
+        if job.outcome is None or job.delivery_id is None or isinstance(job.outcome, ClaimLost):
             continue
         status = DeliveryStatus.FAILED
         retry_time = None
