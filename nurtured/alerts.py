@@ -28,8 +28,10 @@ from tortoise.transactions import in_transaction
 from nurtured.app import App
 from nurtured.mailer import Transport
 from nurtured.message import build_message_bytes, check_addr_spec, domain_of, make_message_id
-from nurtured.models import Event, EventKind, Lead
+from nurtured.models import Event, EventKind, Handoff, Lead
 from nurtured.queries import load_profiles
+from nurtured.sales.handoff import HANDOFF_REASONS, criteria, open_handoffs, record_alert_ids
+from nurtured.timing import format_duration
 
 __all__ = ["AlertRequest", "AlertResult", "alert_many", "alert_sales", "alert_text",
            "build_alert", "load_profiles", "recipients"]  # fmt: skip
@@ -42,6 +44,13 @@ REASONS = {
     "consult": "asked for a sales consultation",
     "forward": "was joined by a colleague",
 }
+ANSWER_HELP = """\
+Answer by replying to this email with one line (or run `nurtured handoff ...`):
+  accept                   you take the lead
+  return: <reason>         back to nurturing, e.g. "return: timing, next year"
+  won <amount>             e.g. "won 12000"
+  lost: <reason>           closed as lost (nurtured again, long term)
+  later: <when>            e.g. "later: March": back to nurturing until then"""
 _LONG_LINE = re.compile(rb"[^\r\n]{999}")
 _domain_of = functools.lru_cache(maxsize=16)(domain_of)  # the RFC 5322 parser, once
 
@@ -88,10 +97,34 @@ def recipients(app: App, lead: Lead) -> list[str]:
     return [app.settings.sender.address]
 
 
-def alert_text(reason: str, profile: dict[str, Any], text: str, stream: str | None) -> str:
+def _handoff_view(app: App, lead: Lead, handoff: Handoff | None) -> dict[str, Any] | None:
+    if handoff is None:
+        return None
+    tz = app.settings.handoff.calendar.timezone
+    return {"owner": handoff.owner, "deadline": handoff.deadline.astimezone(tz),
+            "sla": app.settings.handoff.sla, "criteria": criteria(app, lead)}  # fmt: skip
+
+
+def alert_text(
+    reason: str,
+    profile: dict[str, Any],
+    text: str,
+    stream: str | None,
+    handoff: dict[str, Any] | None = None,
+) -> str:
     """The plain-text body: what happened, the reply, who it is, every touch."""
     who = profile["name"] or profile["email"]
     lines = [f"{who} {REASONS.get(reason, reason)}.", ""]
+    if handoff is not None:
+        deadline = handoff["deadline"].strftime("%a %Y-%m-%d %H:%M %Z")
+        lines += [
+            f"Handed to you ({handoff['owner']}). Please act by {deadline}",
+            f"({format_duration(handoff['sla'])} of working time); a reminder comes before,",
+            "and the handoff is escalated after.",
+            "  criteria: "
+            + ", ".join(f"{k} {'yes' if v else 'unknown'}" for k, v in handoff["criteria"].items()),
+            "",
+        ]
     if text.strip():
         lines += ["Their message:", "", *(f"> {line}" for line in text.strip().splitlines()), ""]
     lines += [
@@ -111,11 +144,7 @@ def alert_text(reason: str, profile: dict[str, Any], text: str, stream: str | No
         detail = item.get("subject") or item.get("content") or item.get("url") or ""
         extra = item.get("reason") or item.get("tag") or ""
         lines.append(f"  {item['at'] or '-':32} {item['what']:14} {detail} {extra}".rstrip())
-    lines += [
-        "",
-        'Reply to this email with "accept" to take the lead, or "return: <reason>" to send',
-        "it back to nurturing.",
-    ]
+    lines += ["", *ANSWER_HELP.splitlines()]
     return "\n".join(lines) + "\n"
 
 
@@ -144,6 +173,7 @@ def build_alert(
     text: str,
     profile: dict[str, Any],
     original: bytes | None,
+    handoff: dict[str, Any] | None = None,
 ) -> tuple[str, bytes]:
     """(Message-ID, the alert's CRLF wire bytes), ready for ``Transport.send``."""
     sender = app.settings.sender
@@ -160,7 +190,7 @@ def build_alert(
         headers["Cc"] = ", ".join(to[1:])
     data = build_message_bytes(
         subject=subject[:200],
-        text=alert_text(reason, profile, text, stream),
+        text=alert_text(reason, profile, text, stream, handoff),
         html=None,
         from_name=sender.name,
         from_addr=sender.address,
@@ -206,22 +236,34 @@ async def alert_many(
     results: list[AlertResult] = [AlertResult(None)] * len(requests)
     sends: dict[int, tuple[Lead, list[str], str]] = {}
     payloads: list[bytes] = []
+    to_of = {lead.id: recipients(app, lead) for lead in found}
+    handed = [leads[r.lead_id] for r in requests
+              if r.reason in HANDOFF_REASONS and r.lead_id in leads]  # fmt: skip
+    handoffs = await open_handoffs(app, handed, {lead.id: to_of[lead.id][0] for lead in handed},
+                                   now, cause="score" if handed else "")  # fmt: skip
+    for handed_lead in handed:  # the profile shows the new stage
+        profiles[handed_lead.id]["status"] = str(handed_lead.stage)
+    alert_ids: dict[int, str] = {}
     for n, request in enumerate(requests):
         lead = leads.get(request.lead_id)
         if lead is None:
             results[n] = AlertResult(None, LookupError(f"no lead {request.lead_id}"))
             continue
-        to = recipients(app, lead)
+        handoff = handoffs.get(lead.id) if request.reason in HANDOFF_REASONS else None
+        to = [handoff.owner] if handoff is not None else to_of[lead.id]
         try:
             message_id, payload = build_alert(app, lead=lead, to=to, reason=request.reason,
                                            now=now, text=request.text,
                                            profile=profiles[lead.id],
-                                           original=request.original)  # fmt: skip
+                                           original=request.original,
+                                           handoff=_handoff_view(app, lead, handoff))  # fmt: skip
         except ValueError as exc:  # e.g. a configured address no message can carry
             results[n] = AlertResult(None, exc)
             continue
         sends[n] = (lead, to, message_id)
         payloads.append(payload)
+        if handoff is not None:
+            alert_ids[handoff.id] = message_id
     outcomes = await asyncio.gather(
         *(transport.send(payload, sender=sender, recipients=to)
           for payload, (_, to, _) in zip(payloads, sends.values(), strict=True)),
@@ -243,6 +285,7 @@ async def alert_many(
     if events:
         async with in_transaction():
             await Event.bulk_create(events)
+    await record_alert_ids(alert_ids)
     for outcome in outcomes:
         if isinstance(outcome, asyncio.CancelledError):
             raise outcome

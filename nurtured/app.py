@@ -78,6 +78,8 @@ def load_app(config_path: Path) -> App:
         )
     except ConfigError as exc:
         problems.extend(exc.problems)
+    if catalog is not None:
+        problems.extend(_check_handoff_streams(settings, catalog))
     used = catalog.template_names() if catalog else renderer.template_names()
     problems.extend(renderer.check(used))
     if problems or catalog is None:
@@ -107,3 +109,15 @@ def _rel(path: Path, settings: Settings) -> str:
         return str(path.relative_to(settings.base_dir))
     except ValueError:
         return str(path)
+
+
+def _check_handoff_streams(settings: Settings, catalog: Catalog) -> list[Problem]:
+    """[handoff] names streams: each must exist."""
+    file, handoff = _rel(settings.config_path, settings), settings.handoff
+    named = {"handoff.collect_stream": handoff.collect_stream}
+    named.update({f"handoff.returns.{k}": v for k, v in handoff.returns.items()})
+    return [
+        Problem(file, key, f'"{stream}" is not a stream (streams: {", ".join(catalog.streams)})')
+        for key, stream in named.items()
+        if stream is not None and stream not in catalog.streams
+    ]

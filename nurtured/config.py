@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BeforeValidator, Field, ValidationError
 
-from nurtured.config_sections import Alerts, Bots, Http, Inbox, Intake, Queue, Scoring
+from nurtured.config_sections import Alerts, Bots, Handoff, Http, Inbox, Intake, Queue, Scoring
 from nurtured.exceptions import ConfigError, Problem
 from nurtured.schema import (
     EnvName,
@@ -113,6 +113,7 @@ class _Config(Model):
     intake: Intake = Intake()
     scoring: Scoring = Scoring()
     alerts: Alerts = Alerts()
+    handoff: Handoff = Handoff()
     inbox: Inbox = Inbox()
     bots: Bots = Bots()
     queue: Queue = Queue()
@@ -246,6 +247,7 @@ class Settings:
     intake: Intake = field(default_factory=Intake)
     scoring: Scoring = field(default_factory=Scoring)
     alerts: Alerts = field(default_factory=Alerts)
+    handoff: Handoff = field(default_factory=Handoff)
     inbox: Inbox = field(default_factory=Inbox)
     bots: Bots = field(default_factory=Bots)
     queue: Queue = field(default_factory=Queue)
@@ -319,6 +321,7 @@ def load_config(path: Path, *, environ: Mapping[str, str] | None = None) -> Sett
         intake=raw.intake,
         scoring=raw.scoring,
         alerts=raw.alerts,
+        handoff=raw.handoff,
         inbox=raw.inbox,
         bots=raw.bots,
         queue=raw.queue,

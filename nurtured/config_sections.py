@@ -6,12 +6,24 @@ puts them into ``Settings``. Relative paths are resolved with ``Settings.path()`
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, time, timedelta
 from typing import Annotated, Literal
+from zoneinfo import ZoneInfo
 
-from pydantic import Field
+from pydantic import BeforeValidator, Field
 
-from nurtured.schema import EnvName, Mailbox, Model, PositiveDuration, checked, show
+from nurtured.schema import (
+    Days,
+    EnvName,
+    Hours,
+    Mailbox,
+    Model,
+    PositiveDuration,
+    Zone,
+    _holiday,
+    checked,
+    show,
+)
 
 
 def parse_listen(text: str) -> tuple[str, int]:
@@ -85,6 +97,57 @@ class Alerts(Model):
     territories: list[Territory] = Field(default_factory=list)
     # Sales answer alerts here ("accept", "return: no budget"); defaults to sender.reply_to.
     reply_to: Mailbox | None = None
+
+
+Criterion = Literal["budget", "authority", "need", "timing", "fit", "other"]
+CRITERIA: tuple[Criterion, ...] = ("budget", "authority", "need", "timing", "fit", "other")
+
+
+class SalesCalendar(Model):
+    """Working time of sales, in which the SLA is counted."""
+
+    hours: Hours = (time(9), time(17))
+    days: Days = frozenset(range(5))
+    holidays: list[Annotated[date, BeforeValidator(_holiday)]] = Field(default_factory=list)
+    timezone: Zone = ZoneInfo("UTC")
+
+
+class Handoff(Model):
+    """When an MQL becomes SQL (the BANTFO gate), who may act on it and by when, and
+    where sales' returns go back to nurturing."""
+
+    # Which criteria must hold, besides the score, before a lead is handed to sales. Each
+    # is a lead field (import column, API field, `nurtured lead set`, a sales reply)
+    # that says yes; authority also holds for a title containing one of
+    # authority_titles, fit for any lead not disqualified.
+    require: list[Criterion] = Field(default_factory=list)
+    authority_titles: list[str] = Field(
+        default_factory=lambda: [
+            "Chief",
+            "CEO",
+            "CTO",
+            "CFO",
+            "COO",
+            "CIO",
+            "VP",
+            "Vice President",
+            "Head of",
+            "Director",
+            "Owner",
+            "Founder",
+            "President",
+            "Partner",
+        ]
+    )
+    collect_stream: str | None = None  # an MQL that lacks criteria waits here
+    sla: PositiveDuration = timedelta(hours=24)  # working hours of the calendar below
+    remind_before: PositiveDuration = timedelta(hours=4)  # working time left
+    escalate_to: list[Mailbox] = Field(default_factory=list)  # e.g. the sales manager
+    sales: list[Mailbox] = Field(default_factory=list)  # may act on any handoff
+    calendar: SalesCalendar = SalesCalendar()
+    # Reason category (budget, authority, need, timing, fit, other, lost) -> stream id
+    # for returned leads; "default" for the rest.
+    returns: dict[str, str] = Field(default_factory=dict)
 
 
 class Imap(Model):

@@ -73,6 +73,33 @@ class LeadStatus(StrEnum):
 MAILABLE = (LeadStatus.ACTIVE,)
 
 
+class LeadStage(StrEnum):
+    """Where a lead stands in the funnel; every change is a STAGE event with its cause."""
+
+    NEW = "new"  # known, not mailed yet
+    NURTURING = "nurturing"  # in a stream
+    MQL = "mql"  # crossed sales_ready; waits for the handoff criteria (BANTFO)
+    SQL = "sql"  # handed to sales: an owner and an SLA deadline
+    ACCEPTED = "accepted"  # the owner took it
+    RETURNED = "returned"  # sales gave it back, with a reason: nurtured again
+    WON = "won"  # a customer (with an amount)
+    LOST = "lost"  # sales closed it as lost: nurtured again, long term
+    DISQUALIFIED = "disqualified"  # failed a fit rule: never nurtured
+    UNSUBSCRIBED = "unsubscribed"
+    BOUNCED = "bounced"
+
+
+class HandoffState(StrEnum):
+    OPEN = "open"  # handed off, the owner has not acted yet (the SLA clock runs)
+    ACCEPTED = "accepted"  # the owner took it (the SLA is met)
+    RETURNED = "returned"
+    WON = "won"
+    LOST = "lost"
+
+
+OPEN_HANDOFFS = (HandoffState.OPEN, HandoffState.ACCEPTED)
+
+
 class EnrollmentState(StrEnum):
     ACTIVE = "active"  # next_due_at is when its next step is due
     PAUSED = "paused"  # next_due_at is when it resumes
@@ -111,6 +138,10 @@ class EventKind(StrEnum):
     SALES_READY = "sales_ready"
     ALERT = "alert"  # sales were alerted
     UNMATCHED = "unmatched"
+    STAGE = "stage"  # the lead's stage changed: data has from, to and cause
+    HANDOFF = "handoff"  # handed to sales: owner, deadline, criteria
+    SALES_ACTION = "sales_action"  # accept / return / won / lost / later, by reply or CLI
+    SLA = "sla"  # a reminder or escalation was sent
 
 
 class Company(Model):
@@ -142,6 +173,7 @@ class Lead(Model):
     status = fields.CharEnumField(LeadStatus, max_length=20, default=LeadStatus.ACTIVE)
     score = fields.IntField(default=0)  # as of score_at; it halves every scoring.half_life
     score_at = DatetimeField(null=True)
+    stage = fields.CharEnumField(LeadStage, max_length=20, default=LeadStage.NEW)
     created_at = DatetimeField()
     updated_at = DatetimeField()
 
@@ -233,3 +265,31 @@ class Event(Model):
     class Meta:
         table = "event"
         indexes = (("lead_id", "occurred_at"),)
+
+
+class Handoff(Model):
+    """One handoff of a lead to sales, from the alert to accept, return, won or lost."""
+
+    id = fields.IntField(primary_key=True)
+    lead: fields.ForeignKeyRelation[Lead] = fields.ForeignKeyField(
+        "models.Lead", related_name="handoffs", on_delete=fields.CASCADE
+    )
+    lead_id: int
+    owner = fields.CharField(max_length=254)  # the salesperson's address
+    state = fields.CharEnumField(HandoffState, max_length=10, default=HandoffState.OPEN)
+    handed_at = DatetimeField()
+    deadline = DatetimeField()  # in working hours of the sales calendar
+    reminded_at = DatetimeField(null=True)
+    escalated_at = DatetimeField(null=True)
+    acted_at = DatetimeField(null=True)  # the owner's first action (the SLA is met)
+    closed_at = DatetimeField(null=True)
+    reason = fields.TextField(default="")
+    category = fields.CharField(max_length=20, default="")  # budget, authority, ..., other
+    amount = fields.DecimalField(max_digits=14, decimal_places=2, null=True)
+    currency = fields.CharField(max_length=8, default="")
+    cause = fields.CharField(max_length=100, default="")  # score, source, cli, reply
+    alert_id = fields.CharField(max_length=300, null=True, unique=True)  # its Message-ID
+
+    class Meta:
+        table = "handoff"
+        indexes = (("state", "deadline"),)

@@ -26,7 +26,16 @@ from nurtured.config_sections import Scoring
 from nurtured.db import insert_rows
 from nurtured.enrollment import Changes, leave, received_content, settle
 from nurtured.lead_rows import LeadRow, read_leads, update_leads
-from nurtured.models import CURRENT, Enrollment, EnrollmentState, Event, EventKind, LeadStatus
+from nurtured.models import (
+    CURRENT,
+    Enrollment,
+    EnrollmentState,
+    Event,
+    EventKind,
+    LeadStage,
+    LeadStatus,
+)
+from nurtured.sales.gate import missing_criteria
 from nurtured.scheduler import place
 from nurtured.streams import Action, Stream
 
@@ -245,11 +254,32 @@ class _Batch:
                 at_, transition = max(crossed, key=lambda c: c[0])
                 action = self.fire(s, transition, signal.at, f"score {at_}")
         if before < scoring.sales_ready <= after and lead.status in MAILABLE:
+            handoff = self.app.settings.handoff
+            lacks = missing_criteria(handoff.require, lead.fields(), title=lead.title,
+                                     authority_titles=handoff.authority_titles,
+                                     disqualified=lead.stage == LeadStage.DISQUALIFIED)  # fmt: skip
             self.changes.event(lead.id, EventKind.SALES_READY, signal.at,
-                               stream_id=s.stream_id, score=after)  # fmt: skip
-            action = self.stop(s, LeadStatus.SALES, signal.at, "sales-ready")
-            alert = alert or "sales_ready"
+                               stream_id=s.stream_id, score=after, lacks=lacks)  # fmt: skip
+            self.stage(s, LeadStage.MQL, signal.at, f"score {after} >= {scoring.sales_ready}",
+                       lacks=lacks)  # fmt: skip
+            if not lacks:
+                action = self.stop(s, LeadStatus.SALES, signal.at, "sales-ready")
+                alert = alert or "sales_ready"  # the alert hands it off (nurtured.sales)
+            elif handoff.collect_stream and s.stream_id != handoff.collect_stream:
+                log.info("lead %s: MQL, lacks %s", lead.email, ", ".join(lacks))
+                action = self.fire(s, Action("move", handoff.collect_stream), signal.at,
+                                   f"MQL lacks {', '.join(lacks)}")  # fmt: skip
         return Outcome(signal, after, action, alert)
+
+    def stage(self, s: _Lead, to: LeadStage, at: datetime, cause: str, **data: Any) -> None:
+        if s.lead.stage == to:
+            return
+        fields: dict[str, object] = {"from": str(s.lead.stage), "to": str(to), "cause": cause}
+        self.changes.event(s.lead.id, EventKind.STAGE, at, stream_id=s.stream_id,
+                           **fields, **data)  # type: ignore[arg-type]  # fmt: skip
+        log.info("lead %s: stage %s -> %s (%s)", s.lead.email, s.lead.stage, to, cause)
+        s.lead.stage = to
+        s.dirty = True
 
 
 def _parse_until(value: object, now: datetime) -> datetime | None:
