@@ -2,91 +2,24 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import shutil
 import sys
-from collections.abc import Awaitable, Callable, Coroutine
-from datetime import UTC, datetime, timedelta
-from functools import wraps
+from datetime import datetime, timedelta
 from importlib import resources
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import Any
 
 import click
 
 from nurtured import __version__
 from nurtured.app import App, load_app
-from nurtured.db import database
-from nurtured.exceptions import ConfigError, LeadError, NurturedError
+from nurtured.cli_base import config_option, now_option, parse_now, run_async, utcnow, with_app
+from nurtured.exceptions import ConfigError, LeadError
 from nurtured.intake import import_csv, make_input, upsert
 from nurtured.queries import find_lead, lead_timeline, status
-
-P = ParamSpec("P")
-R = TypeVar("R")
-
-config_option = click.option(
-    "--config",
-    "config_path",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=Path("config.toml"),
-    show_default=True,
-    help="The config file; streams/ and templates/ are found relative to it.",
-)
-
-
-def parse_now(_ctx: click.Context, _param: click.Parameter, value: str | None) -> datetime | None:
-    """--now as an aware datetime; a value without an offset is taken as UTC."""
-    if value is None:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(
-            f"{value!r} is not an ISO date-time like 2026-11-23T09:00+01:00"
-        ) from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-now_option = click.option(
-    "--now", callback=parse_now, metavar="ISO-DATETIME",
-    help="Run as if it were this time (replays, tests): it sends for real. Without an offset: UTC.",
-)  # fmt: skip
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def run_async(func: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, R]:
-    """Run an async command; NurturedError becomes a clear message and exit 1."""
-
-    @wraps(func)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return asyncio.run(func(*args, **kwargs))
-        except ConfigError as exc:
-            for problem in exc.problems:
-                click.echo(str(problem), err=True)
-            raise SystemExit(1) from None
-        except NurturedError as exc:
-            click.echo(f"error: {exc}", err=True)
-            raise SystemExit(1) from None
-
-    return wrapper
-
-
-def with_app(func: Callable[..., Awaitable[R]]) -> Callable[..., Coroutine[Any, Any, R]]:
-    """Load and validate the marketer's files, open the database, pass ``app`` in."""
-
-    @wraps(func)
-    async def wrapper(config_path: Path, **kwargs: Any) -> R:
-        app = load_app(config_path)
-        async with database(app.settings.database.url):
-            return await func(app, **kwargs)
-
-    return wrapper
+from nurtured.sales.cli import handoff, handoffs, lead_set
 
 
 @click.group()
@@ -335,3 +268,8 @@ async def status_cmd(app: App, now: datetime | None, as_json: bool) -> None:
     click.echo("deliveries: " + (", ".join(f"{k} {v}" for k, v in data["deliveries"].items())
                                  or "none"))  # fmt: skip
     click.echo("leads: " + (", ".join(f"{k} {v}" for k, v in data["leads"].items()) or "none"))
+
+
+main.add_command(handoff)
+main.add_command(handoffs)
+lead.add_command(lead_set)

@@ -50,6 +50,7 @@ async def serve(config_path: Path, *, once: bool = False, now: datetime | None =
 async def run_once(runtime: Runtime, now: datetime | None) -> PassReport:
     """``run --once``: recover, then send what is due at ``now`` and return."""
     await jobs.recover(runtime, now)
+    await jobs.check_sla(runtime, now)
     settings = runtime.app.settings
     if settings.inbox.source == "maildir":  # a local inbox is read once too; IMAP is not
         from nurtured.inbox.process import Stats
@@ -125,6 +126,7 @@ async def run_forever(runtime: Runtime, config_path: Path) -> None:
             while not stop.is_set():
                 if reloader.check():
                     await jobs.recover(runtime)  # wakes held leads when streams grew
+                await jobs.check_sla(runtime)
                 if embedded:
                     report = await jobs.send_due(runtime, stop=stop)
                     total.counts.update(report.counts)

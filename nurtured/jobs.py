@@ -41,6 +41,13 @@ async def recover(runtime: Runtime, now: datetime | None = None) -> int:
     return await make_engine(runtime).recover(now or runtime.clock())
 
 
+async def check_sla(runtime: Runtime, now: datetime | None = None) -> dict[str, int]:
+    """Send the handoff reminders and escalations due at ``now``."""
+    from nurtured.sales.timer import check_sla as check
+
+    return await check(runtime.app, runtime.transport, now or runtime.clock())
+
+
 async def due_count(now: datetime) -> int:
     return await Enrollment.filter(state__in=DUE_STATES, next_due_at__lte=now).count()
 

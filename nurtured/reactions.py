@@ -222,6 +222,7 @@ class _Batch:
         action: str | None = None
         alert: str | None = None
         kind = signal.kind
+        was_mailable = lead.status in MAILABLE
         if kind == EventKind.CLICK and signal.tag and stream is not None:
             transition = stream.transitions.on_click.get(signal.tag)
             if transition is not None:
@@ -253,7 +254,13 @@ class _Batch:
             if crossed:
                 at_, transition = max(crossed, key=lambda c: c[0])
                 action = self.fire(s, transition, signal.at, f"score {at_}")
-        if before < scoring.sales_ready <= after and lead.status in MAILABLE:
+        # A reply that carries the lead over the threshold hands it off too (it stopped the
+        # stream above, as any reply does).
+        if (
+            before < scoring.sales_ready <= after
+            and was_mailable
+            and lead.status in (*MAILABLE, LeadStatus.REPLIED)
+        ):
             handoff = self.app.settings.handoff
             lacks = missing_criteria(handoff.require, lead.fields(), title=lead.title,
                                      authority_titles=handoff.authority_titles,
@@ -264,7 +271,7 @@ class _Batch:
                        lacks=lacks)  # fmt: skip
             if not lacks:
                 action = self.stop(s, LeadStatus.SALES, signal.at, "sales-ready")
-                alert = alert or "sales_ready"  # the alert hands it off (nurtured.sales)
+                alert = "sales_ready"  # the alert hands it off (nurtured.sales), reply and all
             elif handoff.collect_stream and s.stream_id != handoff.collect_stream:
                 log.info("lead %s: MQL, lacks %s", lead.email, ", ".join(lacks))
                 action = self.fire(s, Action("move", handoff.collect_stream), signal.at,

@@ -48,6 +48,7 @@ async def tick_job(ctx: dict[str, Any]) -> int:
     ctx["reloader"].check()
     now = runtime.clock()
     await jobs.recover(runtime, now)
+    await jobs.check_sla(runtime, now)
     if not await jobs.due_count(now):
         return 0
     return await enqueue_sends(ctx["redis"], runtime.app.settings)

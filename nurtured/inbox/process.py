@@ -29,6 +29,7 @@ from nurtured.inbox.parse import Inbound, parse
 from nurtured.message import domain_of
 from nurtured.models import Event, EventKind
 from nurtured.reactions import Signal, react
+from nurtured.sales.replies import SalesReply, find_alert_replies, take_sales_reply
 
 __all__ = ["Result", "Stats", "process_messages"]
 
@@ -156,11 +157,16 @@ async def process_messages(runtime: Runtime, raws: Sequence[bytes]) -> list[Resu
     matches = await match_all(list(zip(messages, classes, strict=True)), our_domains(app))
 
     refs = [ref_of(msg) for msg in messages]
+    # Replies to handoff alerts are sales acting: commands, not a lead's words.
+    sales: dict[int, SalesReply] = {}
+    for n, handoff in (await find_alert_replies(messages)).items():
+        sales[n] = await take_sales_reply(app, runtime.transport, messages[n], classes[n].text,
+                                          handoff, refs[n], now)  # fmt: skip
     seen = {r for (r,) in await Event.filter(ref__in=list(set(refs))).values_list("ref")}
     signals: dict[int, Signal] = {}
     batch_refs: set[str] = set()
     for n, (msg, cls, found) in enumerate(zip(messages, classes, matches, strict=True)):
-        if found.lead_id is None or refs[n] in seen or refs[n] in batch_refs:
+        if n in sales or found.lead_id is None or refs[n] in seen or refs[n] in batch_refs:
             continue
         batch_refs.add(refs[n])
         kind = _kind(msg, cls, found)
@@ -181,7 +187,11 @@ async def process_messages(runtime: Runtime, raws: Sequence[bytes]) -> list[Resu
         }  # fmt: skip
         outcome = outcomes.get(id(signals[n])) if n in signals else None
         alert_reason: str | None = None
-        if outcome is not None:
+        if n in sales:
+            base.update(kind=EventKind.SALES_ACTION, action=sales[n].action,
+                        lead_id=sales[n].lead_id, via="alert")  # fmt: skip
+            status = sales[n].status
+        elif outcome is not None:
             base.update(kind=outcome.signal.kind, action=outcome.action)
             alert_reason = outcome.alert
             status = "recorded"

@@ -163,7 +163,14 @@ def _reentry(until: date | None, app: App) -> datetime | None:
 
 
 async def act(
-    app: App, lead: Lead, command: Command, now: datetime, *, actor: str, via: str
+    app: App,
+    lead: Lead,
+    command: Command,
+    now: datetime,
+    *,
+    actor: str,
+    via: str,
+    ref: str | None = None,
 ) -> str:
     """Apply a sales command to the lead's open handoff; return a one-line confirmation.
 
@@ -180,6 +187,7 @@ async def act(
             lead_id=lead.id,
             kind=EventKind.SALES_ACTION,
             occurred_at=now,
+            ref=ref,
             data={
                 "action": command.action,
                 "reason": command.reason,
@@ -240,7 +248,7 @@ async def _back_to_nurture(
     )
     start = _reentry(until, app)
     if start is not None and enrollment.state in (EnrollmentState.ACTIVE, EnrollmentState.PAUSED):
-        await Enrollment.filter(id=enrollment.id, state__in=CURRENT).update(
+        await Enrollment.filter(lead_id=lead.id, state__in=CURRENT).update(
             state=EnrollmentState.PAUSED, next_due_at=max(start, now)
         )
         await Event.create(
@@ -262,3 +270,18 @@ async def open_handoff_list(now: datetime) -> list[tuple[Handoff, Lead]]:
 
 def age(handoff: Handoff, now: datetime) -> timedelta:
     return now - handoff.handed_at
+
+
+async def recheck_gate(app: App, lead: Lead, now: datetime) -> tuple[list[str], str | None]:
+    """After a lead's fields changed: an MQL whose criteria now all hold is handed off
+    (returns its owner; the caller sends the alert). Returns what it still lacks."""
+    if lead.stage != LeadStage.MQL or lead.status not in (LeadStatus.ACTIVE, LeadStatus.REPLIED):
+        return [], None
+    lacks = lacking(app, lead)
+    if lacks:
+        return lacks, None
+    from nurtured.alerts import recipients  # alerts imports this module
+
+    owner = recipients(app, lead)[0]
+    await open_handoffs(app, [lead], {lead.id: owner}, now, cause="criteria met")
+    return [], owner
