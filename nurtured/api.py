@@ -30,7 +30,15 @@ from nurtured.alerts import alert_sales
 from nurtured.app import App, Runtime
 from nurtured.enrollment import stop_lead
 from nurtured.exceptions import LeadError
-from nurtured.intake import LeadInput, make_input, normalise_email, upsert
+from nurtured.intake import (
+    UNSTORABLE,
+    LeadInput,
+    make_input,
+    normalise_email,
+    printable,
+    storable,
+    upsert,
+)
 from nurtured.models import CURRENT, Enrollment, Lead, LeadStatus
 from nurtured.timing import parse_timezone
 
@@ -90,8 +98,14 @@ def parse_body(content_type: str, body: bytes) -> dict[str, object]:
     if content_type == "application/json":
         try:
             data = json.loads(body.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"body is not valid JSON: not UTF-8 at byte {exc.start}") from exc
+        except RecursionError as exc:  # json recurses per level: [[[[... 30,000 deep
+            raise ValueError("body is not valid JSON here: nested too deeply") from exc
+        except json.JSONDecodeError as exc:
             raise ValueError(f"body is not valid JSON: {exc}") from exc
+        except ValueError as exc:  # int() refuses a number of more than 4,300 digits
+            raise ValueError("body is not valid JSON here: a number with too many digits") from exc
         if not isinstance(data, dict):
             raise ValueError("body must be a JSON object")
         return {str(k): v for k, v in data.items()}
@@ -118,7 +132,9 @@ def check_fields(data: Mapping[str, object]) -> dict[str, str]:
     if len(data) > MAX_FIELDS:
         errors["_body"] = f"at most {MAX_FIELDS} fields"
     for key, value in data.items():
-        if key in ("interest", "interests") and isinstance(value, list):
+        if not storable(key) or not storable(value):
+            errors[printable(key)] = UNSTORABLE
+        elif key in ("interest", "interests") and isinstance(value, list):
             if not all(isinstance(v, str) for v in value):
                 errors[key] = "must be a string or a list of strings"
         elif value is not None and not isinstance(value, SCALAR):
@@ -128,16 +144,16 @@ def check_fields(data: Mapping[str, object]) -> dict[str, str]:
     try:
         normalise_email(str(data.get("email") or ""))
     except LeadError as exc:
-        errors["email"] = str(exc).removeprefix("email: ")
+        errors.setdefault("email", str(exc).removeprefix("email: "))
     timezone = data.get("timezone")
-    if isinstance(timezone, str) and timezone.strip():
+    if isinstance(timezone, str) and timezone.strip() and "timezone" not in errors:
         try:
             parse_timezone(timezone.strip())
         except ValueError as exc:
             errors["timezone"] = str(exc)
     consent = data.get("consent")
     if consent is not None and _consent(consent) is None:
-        errors["consent"] = "must be yes or no (true/false, 1/0)"
+        errors.setdefault("consent", "must be yes or no (true/false, 1/0)")
     return errors
 
 

@@ -62,6 +62,27 @@ class ImportReport:
         )
 
 
+UNSTORABLE = "contains a lone surrogate (not valid Unicode): it cannot be stored or mailed"
+
+
+def storable(value: object) -> bool:
+    """False for text with a lone surrogate (what a JSON escape like "\\ud800" or a
+    non-UTF-8 command-line argument gives): no database stores it, no email carries it."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return False
+    elif isinstance(value, list | tuple):
+        return all(storable(item) for item in value)
+    return True
+
+
+def printable(name: str) -> str:
+    """A field name fit to be shown, lone surrogates as backslash escapes."""
+    return name.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def clean_text(value: object, limit: int = 200) -> str:
     """Untrusted text as one plain line: control characters (CR, LF, NUL ...) become spaces."""
     text = unicodedata.normalize("NFC", str(value or ""))
@@ -73,6 +94,8 @@ def normalise_email(value: str) -> str:
     raw = str(value or "").strip()
     if not raw:
         raise LeadError("email: required")
+    if not storable(raw):
+        raise LeadError(f"email: {UNSTORABLE}")
     if _CONTROL.search(raw) or " " in raw:
         raise LeadError(f"email: {clean_text(raw)!r} contains spaces or control characters")
     try:
@@ -84,6 +107,9 @@ def normalise_email(value: str) -> str:
 
 def make_input(row: Mapping[str, object], *, source: str | None = None) -> LeadInput:
     """A checked LeadInput from loose fields (a CSV row, a form, the CLI)."""
+    for key, value in row.items():
+        if not storable(key) or not storable(value):
+            raise LeadError(f"{printable(str(key))}: {UNSTORABLE}")
     email = normalise_email(str(row.get("email") or ""))
     tz = clean_text(row.get("timezone"), 64)
     if tz:
