@@ -14,6 +14,7 @@ not nurtured: it gets the status "sales" and sales get an alert email at once.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
@@ -59,6 +60,16 @@ class BodyTooLarge(Exception):
     pass
 
 
+class BodyUnread(Exception):
+    """The body never arrived whole: ``status`` and ``reason`` say why (a client that
+    went away gets no answer, but the status is what the log says)."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
 def _json_error(status: int, message: str, **extra: Any) -> web.Response:
     return web.json_response({"error": message, **extra}, status=status)
 
@@ -80,17 +91,33 @@ def authorise(request: web.Request, env_name: str) -> web.Response | None:
 
 
 async def read_body(request: web.Request, limit: int) -> bytes:
-    """The request body, or BodyTooLarge as soon as it passes ``limit`` bytes."""
+    """The request body, or BodyTooLarge as soon as it passes ``limit`` bytes, or
+    BodyUnread when the client closes the connection before the end."""
     if request.content_length is not None and request.content_length > limit:
         raise BodyTooLarge
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.content.iter_chunked(16 * 1024):
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLarge
-        chunks.append(chunk)
+    try:
+        async for chunk in request.content.iter_chunked(16 * 1024):
+            size += len(chunk)
+            if size > limit:
+                raise BodyTooLarge
+            chunks.append(chunk)
+    except ConnectionError:
+        expected = "?" if request.content_length is None else request.content_length
+        raise BodyUnread(
+            400, f"the client closed the connection after {size} of {expected} bytes"
+        ) from None
     return b"".join(chunks)
+
+
+async def read_body_in_time(request: web.Request, limit: int, seconds: float) -> bytes:
+    """``read_body``, or BodyUnread (408) when the body is not all in after ``seconds``."""
+    try:
+        async with asyncio.timeout(seconds):
+            return await read_body(request, limit)
+    except TimeoutError:
+        raise BodyUnread(408, f"the body did not arrive within {seconds:g} seconds") from None
 
 
 def parse_body(content_type: str, body: bytes) -> dict[str, object]:
@@ -204,10 +231,17 @@ async def post_lead(request: web.Request) -> web.Response:
     denied = authorise(request, app.settings.intake.token_env)
     if denied is not None:
         return denied
+    http = app.settings.http
+    seconds = http.request_timeout.total_seconds()
     try:
-        body = await read_body(request, app.settings.http.max_body)
+        body = await read_body_in_time(request, http.max_body, seconds)
     except BodyTooLarge:
-        return _json_error(413, f"body larger than {app.settings.http.max_body} bytes")
+        return _json_error(413, f"body larger than {http.max_body} bytes")
+    except BodyUnread as exc:
+        log.info("intake: %s from %s: %s", exc.status, request.remote, exc.reason)
+        response = _json_error(exc.status, exc.reason)
+        response.force_close()  # the rest of the body is not worth waiting for
+        return response
     try:
         data = parse_body(request.content_type, body)
     except ValueError as exc:

@@ -288,9 +288,13 @@ def make_web_app(runtime: Runtime) -> web.Application:
 async def start_server(runtime: Runtime, *, listen: tuple[str, int] | None = None) -> web.AppRunner:
     """Serve on ``listen`` (default ``[http] listen``; port 0 picks a free port, see
     ``bound_port``). Stop it with ``await runner.cleanup()``."""
-    host, port = listen or runtime.app.settings.http.listen
-    # No access log: the paths carry unsubscribe and click tokens.
-    runner = web.AppRunner(make_web_app(runtime), access_log=None, shutdown_timeout=5)
+    http = runtime.app.settings.http
+    host, port = listen or http.listen
+    # No access log: the paths carry unsubscribe and click tokens. keepalive_timeout
+    # runs from the connection's start (and from each answer) until a request's headers
+    # are all in: aiohttp's limit for a client that sends half a request and waits.
+    runner = web.AppRunner(make_web_app(runtime), access_log=None, shutdown_timeout=5,
+                           keepalive_timeout=http.request_timeout.total_seconds())  # fmt: skip
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     try:

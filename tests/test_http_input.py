@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import dataclasses
 import logging
+from asyncio import StreamReader, StreamWriter
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from urllib.parse import urlsplit
 
 import pytest
 
 from nurtured.models import Lead
-from tests.test_api import AUTH, post, server
-from tests.test_tracking import Server
+from tests.test_api import AUTH, TOKEN, post, server
+from tests.test_tracking import Server, serving
+from tests.walk import Walk
 
 __all__ = ["server"]  # the fixture, used by name
 
@@ -71,3 +80,99 @@ async def test_lone_surrogate_is_a_422_naming_the_field(
     assert "surrogate" in answer["errors"][field]
     assert await Lead.all().count() == 0
     assert tracebacks(caplog) == []
+
+
+class Seen(logging.Handler):
+    """Notes the records of some loggers at INFO or above, and says when one came."""
+
+    def __init__(self, *names: str) -> None:
+        super().__init__(logging.DEBUG)
+        self.names = names
+        self.records: list[logging.LogRecord] = []
+        self.event = asyncio.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.name in self.names and record.levelno >= logging.INFO:
+            self.records.append(record)
+            self.event.set()
+
+
+@pytest.fixture
+def seen(caplog: pytest.LogCaptureFixture) -> Iterator[Seen]:
+    caplog.set_level(logging.DEBUG)
+    handler = Seen("nurtured.api", "aiohttp.server")
+    logging.getLogger().addHandler(handler)
+    try:
+        yield handler
+    finally:
+        logging.getLogger().removeHandler(handler)
+
+
+@asynccontextmanager
+async def connection(server: Server) -> AsyncIterator[tuple[StreamReader, StreamWriter]]:
+    """A raw TCP connection to the server."""
+    url = urlsplit(server.base)
+    assert url.hostname is not None
+    assert url.port is not None
+    reader, writer = await asyncio.open_connection(url.hostname, url.port)
+    try:
+        yield reader, writer
+    finally:
+        writer.close()
+        with contextlib.suppress(ConnectionError):
+            await writer.wait_closed()
+
+
+def head(length: int | None = None, *extra: str) -> bytes:
+    lines = ["POST /api/leads HTTP/1.1", "Host: x", f"Authorization: Bearer {TOKEN}",
+             "Content-Type: application/json", *extra]  # fmt: skip
+    if length is not None:
+        lines.append(f"Content-Length: {length}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+async def test_client_gone_mid_body_is_one_info_line_and_the_server_goes_on(
+    server: Server, caplog: pytest.LogCaptureFixture, seen: Seen
+) -> None:
+    """Content-Length 1000, 10 bytes, then the socket closes: no traceback, no error."""
+    async with connection(server) as (_, writer):
+        writer.write(head(1000) + b'{"email": ')
+        await writer.drain()
+    await asyncio.wait_for(seen.event.wait(), 5)
+    assert tracebacks(caplog) == []
+    (record,) = seen.records
+    assert record.levelno == logging.INFO
+    assert "closed the connection after 10 of 1000 bytes" in record.getMessage()
+    assert (await server.request("GET", "/healthz"))[0] == 200
+    assert await Lead.all().count() == 0
+
+
+@pytest.fixture
+async def quick(walk: Walk, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Server]:
+    """The server with ``[http] request_timeout`` at half a second."""
+    monkeypatch.setenv("NURTURED_API_TOKEN", TOKEN)
+    settings = walk.app.settings
+    http = settings.http.model_copy(update={"request_timeout": timedelta(milliseconds=500)})
+    app = dataclasses.replace(walk.app, settings=dataclasses.replace(settings, http=http))
+    async with serving(app, walk.transport) as server:
+        yield server
+
+
+async def test_half_sent_request_headers_are_closed_after_the_timeout(quick: Server) -> None:
+    """Headers begun, never finished: the server closes the connection, no answer."""
+    async with connection(quick) as (reader, writer):
+        writer.write(b"POST /api/leads HTTP/1.1\r\nHost: x\r\n")
+        await writer.drain()
+        assert await asyncio.wait_for(reader.read(), 5) == b""  # EOF: closed by the server
+
+
+async def test_half_sent_body_gets_408_after_the_timeout(
+    quick: Server, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with connection(quick) as (reader, writer):
+        writer.write(head(1000) + b'{"email": ')
+        await writer.drain()
+        status = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    assert status.startswith(b"HTTP/1.1 408 "), status
+    assert tracebacks(caplog) == []
+    assert await Lead.all().count() == 0
