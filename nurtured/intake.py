@@ -89,8 +89,15 @@ def clean_text(value: object, limit: int = 200) -> str:
     return " ".join(_CONTROL.sub(" ", text).split())[:limit]
 
 
+NEEDS_SMTPUTF8 = (
+    "the local part is not ASCII: this address needs SMTPUTF8, which nurtured does not send"
+)
+
+
 def normalise_email(value: str) -> str:
-    """The lower-cased, checked address; LeadError says why an address is unusable."""
+    """The lower-cased, checked address as it is sent: an internationalised domain in
+    its ASCII (punycode) form, ``a@bücher.example`` -> ``a@xn--bcher-kva.example``.
+    LeadError says why an address is unusable, such as a non-ASCII local part."""
     raw = str(value or "").strip()
     if not raw:
         raise LeadError("email: required")
@@ -102,7 +109,9 @@ def normalise_email(value: str) -> str:
         checked = validate_email(raw, check_deliverability=False)
     except EmailNotValidError as exc:
         raise LeadError(f"email: {raw!r}: {exc}") from exc
-    return checked.normalized.lower()
+    if checked.ascii_email is None:  # an IDN domain alone has one: punycode
+        raise LeadError(f"email: {raw!r}: {NEEDS_SMTPUTF8}")
+    return checked.ascii_email.lower()
 
 
 def make_input(row: Mapping[str, object], *, source: str | None = None) -> LeadInput:

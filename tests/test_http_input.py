@@ -176,3 +176,31 @@ async def test_half_sent_body_gets_408_after_the_timeout(
     assert status.startswith(b"HTTP/1.1 408 "), status
     assert tracebacks(caplog) == []
     assert await Lead.all().count() == 0
+
+
+PUNY = "ascii@xn--bcher-kva.example.com"
+
+
+@pytest.mark.parametrize("given", [PUNY, "Ascii@Bücher.example.com", "ascii@BÜCHER.example.com"])
+async def test_idn_domain_is_stored_and_mailed_as_punycode(
+    walk: Walk, server: Server, given: str
+) -> None:
+    """An internationalised domain, in either form, is one lead stored in its ASCII form
+    and mailed there: RCPT and To carry the punycode."""
+    status, body = await post(server, json={"email": given, "interest": "a"})
+    assert (status, body["email"], body["stream"]) == (201, PUNY, "a")
+    assert (await post(server, json={"email": "ascii@bücher.example.com"}))[0] == 200
+    assert [lead.email for lead in await Lead.all()] == [PUNY]
+    assert (await walk.engine.run_due(server.clock.now))["sent"] == 1
+    (envelope,) = walk.sink.messages
+    assert envelope.rcpt_tos == (PUNY,)
+    (message,) = walk.received(PUNY)
+    assert message["To"].addresses[0].addr_spec == PUNY
+
+
+async def test_non_ascii_local_part_is_refused_with_the_reason(server: Server) -> None:
+    status, body = await post(server, json={"email": "jürgen@bücher.example.com"})
+    assert status == 422
+    assert "local part is not ASCII" in body["errors"]["email"]
+    assert "SMTPUTF8" in body["errors"]["email"]
+    assert await Lead.all().count() == 0
