@@ -1,4 +1,5 @@
-"""Bad HTTP input over real sockets: a 4xx with a reason, never a 500 or a traceback."""
+"""Bad HTTP input over real sockets: a 4xx with a reason, never a 500 or a traceback;
+unmailable addresses refused at intake; no delivery token in any log line."""
 
 from __future__ import annotations
 
@@ -14,9 +15,9 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from nurtured.models import Lead
+from nurtured.models import Delivery, Lead
 from tests.test_api import AUTH, TOKEN, post, server
-from tests.test_tracking import Server, serving
+from tests.test_tracking import Server, paths, sent_to, serving
 from tests.walk import Walk
 
 __all__ = ["server"]  # the fixture, used by name
@@ -204,3 +205,84 @@ async def test_non_ascii_local_part_is_refused_with_the_reason(server: Server) -
     assert "local part is not ASCII" in body["errors"]["email"]
     assert "SMTPUTF8" in body["errors"]["email"]
     assert await Lead.all().count() == 0
+
+
+def logged(caplog: pytest.LogCaptureFixture) -> str:
+    """Every record's message and traceback, as any handler would write them, but those
+    of the SMTP sink's own log ("mail.log"): the mail server is not nurtured."""
+    formatter = logging.Formatter("%(name)s %(message)s")
+    return "\n".join(formatter.format(r) for r in caplog.records if r.name != "mail.log")
+
+
+async def test_no_delivery_token_reaches_a_log_line(
+    walk: Walk, server: Server, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Send, click, open, unsubscribe (page and one-click), with tracking paths forged
+    too, all logged at DEBUG: no token in any record, the SQL parameters included; the
+    access log has each request, its tracking path redacted."""
+    caplog.set_level(logging.DEBUG)
+    lead = await sent_to(walk, "t@example.com")
+    tracking = [*paths(walk, lead.email, "c"), *paths(walk, lead.email, "o"),
+                *paths(walk, lead.email, "u")]  # fmt: skip
+    assert len(tracking) == 3
+    for path in tracking:
+        for method in ("GET", "HEAD", "POST") if path.startswith("/u/") else ("GET", "HEAD"):
+            assert (await server.request(method, path))[0] in (200, 302)
+        assert (await server.request("GET", path[:-3] + "AAA"))[0] == 404
+    await server.flush()
+    (delivery,) = await Delivery.all()
+    secrets = {delivery.token, *(p.split("/")[2].removesuffix(".gif") for p in tracking)}
+    text = logged(caplog)
+    assert "tortoise.db_client" in {r.name for r in caplog.records}  # SQL was logged
+    for secret in secrets:
+        assert secret not in text
+    access = [r.getMessage() for r in caplog.records if r.name == "nurtured.access"]
+    assert len(access) == 3 + 3 + 4  # per path: each method, then a forged token
+    assert any('"GET /c/…" 302' in line for line in access)
+    assert any('"POST /u/…" 200' in line for line in access)
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "reason"),
+    [
+        (b"GARBAGE\r\n\r\n", "Invalid method encountered: b'GARBAGE'"),
+        (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + bytes(32), "HTTPS traffic"),
+        (b"GET /healthz HTTP/1.1\r\nBad Header\r\n\r\n", "Invalid header token"),
+        (b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGARBAGE\r\n\r\n", "Invalid method"),
+        (head(None, "Transfer-Encoding: chunked") + b"zz\r\nxx\r\n", "chunk size"),
+    ],
+    ids=["garbage", "tls", "bad-header", "second-request", "bad-chunk"],
+)
+async def test_malformed_request_is_one_warning_line(
+    server: Server, caplog: pytest.LogCaptureFixture, request_bytes: bytes, reason: str
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    async with connection(server) as (reader, writer):
+        writer.write(request_bytes)
+        await writer.drain()
+        answer = await asyncio.wait_for(reader.read(), 5)
+    assert b"HTTP/1.0 400 Bad Request" in answer
+    records = [r for r in caplog.records if r.name == "aiohttp.server"]
+    assert [r.levelname for r in records] == ["WARNING"]
+    assert records[0].exc_info is None
+    message = records[0].getMessage()
+    assert message.startswith("bad HTTP request from 127.0.0.1: 400 ")
+    assert reason in message
+    assert "\n" not in message
+    assert tracebacks(caplog) == []
+    assert (await server.request("GET", "/healthz"))[0] == 200
+
+
+async def test_malformed_request_line_with_a_token_logs_no_token(
+    walk: Walk, server: Server, caplog: pytest.LogCaptureFixture
+) -> None:
+    lead = await sent_to(walk, "t@example.com")
+    (path,) = paths(walk, lead.email, "u")
+    caplog.set_level(logging.DEBUG)
+    async with connection(server) as (reader, writer):
+        writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\nX: \x01{path}\r\n\r\n".encode())
+        await writer.drain()
+        assert b" 400 " in await asyncio.wait_for(reader.read(), 5)
+    warning = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warning) == 1
+    assert path.split("/")[2] not in logged(caplog)
