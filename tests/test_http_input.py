@@ -286,3 +286,53 @@ async def test_malformed_request_line_with_a_token_logs_no_token(
     warning = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warning) == 1
     assert path.split("/")[2] not in logged(caplog)
+
+
+async def test_repeated_form_keys_last_one_wins_interests_add_up(server: Server) -> None:
+    """A form repeating a key is no error: the last value wins (a hidden "no" before a
+    checkbox works), repeated interest fields add up."""
+    form = ("email=first@example.com&email=last@example.com&first_name=A&first_name=B"
+            "&interest=a&interest=b&consent=no&consent=yes")  # fmt: skip
+    headers = {**AUTH, "Content-Type": "application/x-www-form-urlencoded"}
+    status, body = await post(server, headers=headers, data=form.encode())
+    assert (status, body["email"]) == (201, "last@example.com")
+    lead = await Lead.get(email="last@example.com")
+    assert (lead.first_name, lead.interests, lead.extra["consent"]) == ("B", ["a", "b"], "yes")
+
+
+async def test_over_long_fields_are_cut_or_refused(server: Server) -> None:
+    """Under max_body a field may still be huge: names are cut to their limits, other
+    fields to 1,000 characters, field names to 64; an over-long address is a 422."""
+    status, _ = await post(server, json={"email": "x" * 5_000 + "@example.com"})
+    assert status == 422
+    status, body = await post(server, json={
+        "email": "long@example.com", "first_name": "F" * 20_000, "company": "C" * 5_000,
+        "notes": "n" * 20_000, "k" * 5_000: "v",
+    })  # fmt: skip
+    assert status == 201
+    lead = await Lead.get(id=body["id"])
+    assert lead.first_name == "F" * 100
+    assert lead.extra["notes"] == "n" * 1_000
+    assert lead.extra["k" * 64] == "v"
+
+
+async def test_header_injection_in_a_name_never_reaches_a_header(
+    walk: Walk, server: Server
+) -> None:
+    """CR/LF in a name become spaces at intake: the email goes to the lead alone, with
+    no injected header, and the name stays on one line."""
+    status, body = await post(server, json={
+        "email": "bob@example.com", "first_name": "Bob\r\nBcc: victim@example.net",
+        "last_name": "\nX-Injected: 1", "company": "Evil\r\n\r\nbody", "interest": "a",
+    })  # fmt: skip
+    assert status == 201
+    lead = await Lead.get(id=body["id"])
+    assert (lead.first_name, lead.last_name) == ("Bob Bcc: victim@example.net", "X-Injected: 1")
+    assert (await walk.engine.run_due(server.clock.now))["sent"] == 1
+    (envelope,) = walk.sink.messages
+    assert envelope.rcpt_tos == ("bob@example.com",)
+    (message,) = walk.received("bob@example.com")
+    assert message["Bcc"] is None
+    assert message["X-Injected"] is None
+    assert [a.addr_spec for a in message["To"].addresses] == ["bob@example.com"]
+    assert message["Subject"] == "intro for Bob Bcc: victim@example.net"
