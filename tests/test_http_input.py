@@ -16,9 +16,11 @@ from urllib.parse import urlsplit
 import pytest
 
 from nurtured.models import Delivery, Lead
+from nurtured.redact import redact, redact_path
+from nurtured.tokens import new_delivery_token
 from tests.test_api import AUTH, TOKEN, post, server
 from tests.test_tracking import Server, paths, sent_to, serving
-from tests.walk import Walk
+from tests.walk import MONDAY, Walk
 
 __all__ = ["server"]  # the fixture, used by name
 
@@ -336,3 +338,38 @@ async def test_header_injection_in_a_name_never_reaches_a_header(
     assert message["X-Injected"] is None
     assert [a.addr_spec for a in message["To"].addresses] == ["bob@example.com"]
     assert message["Subject"] == "intro for Bob Bcc: victim@example.net"
+
+
+async def test_handler_failure_stays_an_error_with_its_traceback_token_redacted(
+    walk: Walk, server: Server, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Our own failure (the database refusing an unsubscribe, injected: a real one says
+    "Key (token)=(...)") is still an ERROR with its traceback, and the 500 makes the
+    sender retry; the token in the exception's text is redacted."""
+    lead = await sent_to(walk, "t@example.com")
+    (path,) = paths(walk, lead.email, "u")
+    (delivery,) = await Delivery.all()
+
+    async def refuse(*_: object) -> None:
+        raise RuntimeError(f"duplicate key: Key (token)=({delivery.token}) already exists")
+
+    monkeypatch.setattr("nurtured.tracking.react", refuse)
+    caplog.set_level(logging.DEBUG)
+    assert (await server.request("POST", path))[0] == 500
+    (error,) = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert error.name == "aiohttp.server"
+    assert error.exc_info is not None
+    text = logged(caplog)
+    assert "Key (token)=(<token>) already exists" in text
+    assert delivery.token not in text
+
+
+def test_redact_hides_tokens_and_keeps_words() -> None:
+    token = new_delivery_token(MONDAY)
+    signed = f"{token}.3.{new_delivery_token()}"
+    text = f"'{token}' /u/{signed} nurtured-signal-writer content_version_abc12"
+    assert redact(text) == (
+        "'<token>' /u/<token>.3.<token> nurtured-signal-writer content_version_abc12"
+    )
+    assert redact_path(f"/o/{token}.gif") == "/o/…"
+    assert redact_path("/api/leads") == "/api/leads"
