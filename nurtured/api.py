@@ -4,7 +4,10 @@ Authorised by ``Authorization: Bearer <token>``, compared in constant time with 
 value of the environment variable named by ``[intake] token_env``; while that variable
 is unset or empty the API answers 503 (disabled) to everyone. The body is JSON (an
 object) or a form (``application/x-www-form-urlencoded``), at most ``[http] max_body``
-bytes (else 413). Bad fields get 422 ``{"errors": {"field": "reason", ...}}``.
+bytes (else 413), all in within ``[http] request_timeout`` (else 408). A body that is not
+valid JSON (or nested too deeply for Python's parser) or not an object gets 400 with the
+reason; bad fields get 422 ``{"errors": {"field": "reason", ...}}``, including a field
+with a lone surrogate (``"\\ud800"``: no database stores it, no email carries it).
 
 A lead is created or updated by its normalised email (201 created, 200 updated) through
 the same ``intake.upsert`` as CSV imports, so new leads enroll by the streams' entry
