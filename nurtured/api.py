@@ -4,7 +4,10 @@ Authorised by ``Authorization: Bearer <token>``, compared in constant time with 
 value of the environment variable named by ``[intake] token_env``; while that variable
 is unset or empty the API answers 503 (disabled) to everyone. The body is JSON (an
 object) or a form (``application/x-www-form-urlencoded``), at most ``[http] max_body``
-bytes (else 413). Bad fields get 422 ``{"errors": {"field": "reason", ...}}``.
+bytes (else 413), all in within ``[http] request_timeout`` (else 408). A body that is not
+valid JSON (or nested too deeply for Python's parser) or not an object gets 400 with the
+reason; bad fields get 422 ``{"errors": {"field": "reason", ...}}``, including a field
+with a lone surrogate (``"\\ud800"``: no database stores it, no email carries it).
 
 A lead is created or updated by its normalised email (201 created, 200 updated) through
 the same ``intake.upsert`` as CSV imports, so new leads enroll by the streams' entry
@@ -14,6 +17,7 @@ not nurtured: it gets the status "sales" and sales get an alert email at once.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
@@ -30,7 +34,15 @@ from nurtured.alerts import alert_sales
 from nurtured.app import App, Runtime
 from nurtured.enrollment import stop_lead
 from nurtured.exceptions import LeadError
-from nurtured.intake import LeadInput, make_input, normalise_email, upsert
+from nurtured.intake import (
+    UNSTORABLE,
+    LeadInput,
+    make_input,
+    normalise_email,
+    printable,
+    storable,
+    upsert,
+)
 from nurtured.models import CURRENT, Enrollment, Lead, LeadStatus
 from nurtured.timing import parse_timezone
 
@@ -49,6 +61,16 @@ STOPPABLE: Final = (LeadStatus.ACTIVE, LeadStatus.REPLIED)
 
 class BodyTooLarge(Exception):
     pass
+
+
+class BodyUnread(Exception):
+    """The body never arrived whole: ``status`` and ``reason`` say why (a client that
+    went away gets no answer, but the status is what the log says)."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
 
 
 def _json_error(status: int, message: str, **extra: Any) -> web.Response:
@@ -72,17 +94,33 @@ def authorise(request: web.Request, env_name: str) -> web.Response | None:
 
 
 async def read_body(request: web.Request, limit: int) -> bytes:
-    """The request body, or BodyTooLarge as soon as it passes ``limit`` bytes."""
+    """The request body, or BodyTooLarge as soon as it passes ``limit`` bytes, or
+    BodyUnread when the client closes the connection before the end."""
     if request.content_length is not None and request.content_length > limit:
         raise BodyTooLarge
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.content.iter_chunked(16 * 1024):
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLarge
-        chunks.append(chunk)
+    try:
+        async for chunk in request.content.iter_chunked(16 * 1024):
+            size += len(chunk)
+            if size > limit:
+                raise BodyTooLarge
+            chunks.append(chunk)
+    except ConnectionError:
+        expected = "?" if request.content_length is None else request.content_length
+        raise BodyUnread(
+            400, f"the client closed the connection after {size} of {expected} bytes"
+        ) from None
     return b"".join(chunks)
+
+
+async def read_body_in_time(request: web.Request, limit: int, seconds: float) -> bytes:
+    """``read_body``, or BodyUnread (408) when the body is not all in after ``seconds``."""
+    try:
+        async with asyncio.timeout(seconds):
+            return await read_body(request, limit)
+    except TimeoutError:
+        raise BodyUnread(408, f"the body did not arrive within {seconds:g} seconds") from None
 
 
 def parse_body(content_type: str, body: bytes) -> dict[str, object]:
@@ -90,8 +128,14 @@ def parse_body(content_type: str, body: bytes) -> dict[str, object]:
     if content_type == "application/json":
         try:
             data = json.loads(body.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"body is not valid JSON: not UTF-8 at byte {exc.start}") from exc
+        except RecursionError as exc:  # json recurses per level: [[[[... 30,000 deep
+            raise ValueError("body is not valid JSON here: nested too deeply") from exc
+        except json.JSONDecodeError as exc:
             raise ValueError(f"body is not valid JSON: {exc}") from exc
+        except ValueError as exc:  # int() refuses a number of more than 4,300 digits
+            raise ValueError("body is not valid JSON here: a number with too many digits") from exc
         if not isinstance(data, dict):
             raise ValueError("body must be a JSON object")
         return {str(k): v for k, v in data.items()}
@@ -118,7 +162,9 @@ def check_fields(data: Mapping[str, object]) -> dict[str, str]:
     if len(data) > MAX_FIELDS:
         errors["_body"] = f"at most {MAX_FIELDS} fields"
     for key, value in data.items():
-        if key in ("interest", "interests") and isinstance(value, list):
+        if not storable(key) or not storable(value):
+            errors[printable(key)] = UNSTORABLE
+        elif key in ("interest", "interests") and isinstance(value, list):
             if not all(isinstance(v, str) for v in value):
                 errors[key] = "must be a string or a list of strings"
         elif value is not None and not isinstance(value, SCALAR):
@@ -128,16 +174,16 @@ def check_fields(data: Mapping[str, object]) -> dict[str, str]:
     try:
         normalise_email(str(data.get("email") or ""))
     except LeadError as exc:
-        errors["email"] = str(exc).removeprefix("email: ")
+        errors.setdefault("email", str(exc).removeprefix("email: "))
     timezone = data.get("timezone")
-    if isinstance(timezone, str) and timezone.strip():
+    if isinstance(timezone, str) and timezone.strip() and "timezone" not in errors:
         try:
             parse_timezone(timezone.strip())
         except ValueError as exc:
             errors["timezone"] = str(exc)
     consent = data.get("consent")
     if consent is not None and _consent(consent) is None:
-        errors["consent"] = "must be yes or no (true/false, 1/0)"
+        errors.setdefault("consent", "must be yes or no (true/false, 1/0)")
     return errors
 
 
@@ -188,10 +234,17 @@ async def post_lead(request: web.Request) -> web.Response:
     denied = authorise(request, app.settings.intake.token_env)
     if denied is not None:
         return denied
+    http = app.settings.http
+    seconds = http.request_timeout.total_seconds()
     try:
-        body = await read_body(request, app.settings.http.max_body)
+        body = await read_body_in_time(request, http.max_body, seconds)
     except BodyTooLarge:
-        return _json_error(413, f"body larger than {app.settings.http.max_body} bytes")
+        return _json_error(413, f"body larger than {http.max_body} bytes")
+    except BodyUnread as exc:
+        log.info("intake: %s from %s: %s", exc.status, request.remote, exc.reason)
+        response = _json_error(exc.status, exc.reason)
+        response.force_close()  # the rest of the body is not worth waiting for
+        return response
     try:
         data = parse_body(request.content_type, body)
     except ValueError as exc:

@@ -44,6 +44,10 @@ class Http(Model):
     enabled: bool = True
     listen: Listen = ("127.0.0.1", 8080)
     max_body: int = Field(64 * 1024, ge=1024, le=10 * 1024 * 1024)  # bytes
+    # A connection whose request headers are not all in this long after it opened (or
+    # after the previous answer: an idle keep-alive connection) is closed; a request
+    # body not all in this long after the headers gets 408.
+    request_timeout: PositiveDuration = timedelta(seconds=15)
 
 
 class Intake(Model):

@@ -26,6 +26,7 @@ from nurtured import jobs
 from nurtured.app import Runtime, load_app, make_transport
 from nurtured.db import database
 from nurtured.outcomes import PassReport
+from nurtured.redact import guard_logs
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,7 @@ POLL = timedelta(seconds=5)
 
 async def serve(config_path: Path, *, once: bool = False, now: datetime | None = None) -> None:
     app = load_app(config_path)  # any problem: refuse to start, with the same messages
+    guard_logs()  # no delivery token in a log line, from the first SQL statement on
     async with database(app.settings.database.url):
         transport = make_transport(app.settings)
         await transport.start()

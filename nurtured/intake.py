@@ -62,28 +62,63 @@ class ImportReport:
         )
 
 
+UNSTORABLE = "contains a lone surrogate (not valid Unicode): it cannot be stored or mailed"
+
+
+def storable(value: object) -> bool:
+    """False for text with a lone surrogate (what a JSON escape like "\\ud800" or a
+    non-UTF-8 command-line argument gives): no database stores it, no email carries it."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return False
+    elif isinstance(value, list | tuple):
+        return all(storable(item) for item in value)
+    return True
+
+
+def printable(name: str) -> str:
+    """A field name fit to be shown, lone surrogates as backslash escapes."""
+    return name.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def clean_text(value: object, limit: int = 200) -> str:
     """Untrusted text as one plain line: control characters (CR, LF, NUL ...) become spaces."""
     text = unicodedata.normalize("NFC", str(value or ""))
     return " ".join(_CONTROL.sub(" ", text).split())[:limit]
 
 
+NEEDS_SMTPUTF8 = (
+    "the local part is not ASCII: this address needs SMTPUTF8, which nurtured does not send"
+)
+
+
 def normalise_email(value: str) -> str:
-    """The lower-cased, checked address; LeadError says why an address is unusable."""
+    """The lower-cased, checked address as it is sent: an internationalised domain in
+    its ASCII (punycode) form, ``a@bücher.example`` -> ``a@xn--bcher-kva.example``.
+    LeadError says why an address is unusable, such as a non-ASCII local part."""
     raw = str(value or "").strip()
     if not raw:
         raise LeadError("email: required")
+    if not storable(raw):
+        raise LeadError(f"email: {UNSTORABLE}")
     if _CONTROL.search(raw) or " " in raw:
         raise LeadError(f"email: {clean_text(raw)!r} contains spaces or control characters")
     try:
         checked = validate_email(raw, check_deliverability=False)
     except EmailNotValidError as exc:
         raise LeadError(f"email: {raw!r}: {exc}") from exc
-    return checked.normalized.lower()
+    if checked.ascii_email is None:  # an IDN domain alone has one: punycode
+        raise LeadError(f"email: {raw!r}: {NEEDS_SMTPUTF8}")
+    return checked.ascii_email.lower()
 
 
 def make_input(row: Mapping[str, object], *, source: str | None = None) -> LeadInput:
     """A checked LeadInput from loose fields (a CSV row, a form, the CLI)."""
+    for key, value in row.items():
+        if not storable(key) or not storable(value):
+            raise LeadError(f"{printable(str(key))}: {UNSTORABLE}")
     email = normalise_email(str(row.get("email") or ""))
     tz = clean_text(row.get("timezone"), 64)
     if tz:

@@ -32,6 +32,10 @@ receipt), and waiting would cost every click a transaction. What that means:
 - a failed batch is tried again signal by signal; a signal that still fails is logged
   and the visitor has their page anyway.
 
+No log line holds a token: the access log (INFO on ``nurtured.access``) shows ``/c/…``,
+``/o/…`` and ``/u/…``, and redact.guard_logs filters the SQL the drivers log at DEBUG. A
+request aiohttp cannot parse is one WARNING line (httplog.ServerLog).
+
 Unsubscribing (POST /u/) is not batched: it is committed before the answer goes out, and
 a failure is a 500, so the sender of a one-click request retries. The App is read from
 the Runtime on every request, so a reload takes effect at once.
@@ -47,6 +51,7 @@ from collections.abc import Awaitable
 from typing import Any, Final
 
 from aiohttp import web
+from aiohttp.log import server_logger
 from tortoise import connections
 
 from nurtured import api, metrics
@@ -55,8 +60,10 @@ from nurtured.api import RUNTIME
 from nurtured.app import Runtime
 from nurtured.bots import BurstWindow, Verdict, classify_click, classify_open
 from nurtured.clicks import SentCache, SignalWriter, Verified
+from nurtured.httplog import ACCESS_LOG, AccessLog, ServerLog
 from nurtured.models import Delivery, EventKind, Lead, LeadStatus
 from nurtured.reactions import Outcome, Signal, react
+from nurtured.redact import guard_logs
 
 log = logging.getLogger(__name__)
 
@@ -288,9 +295,20 @@ def make_web_app(runtime: Runtime) -> web.Application:
 async def start_server(runtime: Runtime, *, listen: tuple[str, int] | None = None) -> web.AppRunner:
     """Serve on ``listen`` (default ``[http] listen``; port 0 picks a free port, see
     ``bound_port``). Stop it with ``await runner.cleanup()``."""
-    host, port = listen or runtime.app.settings.http.listen
-    # No access log: the paths carry unsubscribe and click tokens.
-    runner = web.AppRunner(make_web_app(runtime), access_log=None, shutdown_timeout=5)
+    http = runtime.app.settings.http
+    host, port = listen or http.listen
+    guard_logs()  # the paths and the queries carry click and unsubscribe tokens
+    # keepalive_timeout runs from the connection's start (and from each answer) until a
+    # request's headers are all in: aiohttp's limit for a client that sends half a
+    # request and waits.
+    runner = web.AppRunner(
+        make_web_app(runtime),
+        shutdown_timeout=5,
+        keepalive_timeout=http.request_timeout.total_seconds(),
+        access_log_class=AccessLog,
+        access_log=ACCESS_LOG,
+        logger=ServerLog(server_logger),
+    )
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     try:

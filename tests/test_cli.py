@@ -185,6 +185,42 @@ def test_bad_email_on_add_is_refused(home: Path) -> None:
     assert "email" in result.output
 
 
+def test_idn_domain_is_imported_and_sent_as_punycode_non_ascii_local_parts_refused(
+    home: Path,
+) -> None:
+    """CSV import and leads add store an internationalised domain in its ASCII form and
+    the outbox gets it so; a non-ASCII local part (it needs SMTPUTF8) is refused, with
+    the reason, as is text that is not valid Unicode."""
+    leads = home / "idn.csv"
+    leads.write_text(
+        "email,first_name,interest,source\n"
+        "Ascii@Bücher.example.com,Ascii,product-a,webinar\n"
+        "jürgen@bücher.example.com,Jürgen,product-a,webinar\n",
+        encoding="utf-8",
+    )
+    imported = cmd(home, "leads", "import", str(leads), "--now", NOW)
+    assert imported.exit_code == 0, imported.output
+    assert "idn.csv:3: email: 'jürgen@bücher.example.com': the local part is not ASCII" in (
+        imported.output
+    )
+    assert "created 1," in imported.output
+    added = cmd(home, "leads", "add", "b@xn--bcher-kva.example.com", "--interest", "product-a",
+                "--source", "webinar", "--now", NOW)  # fmt: skip
+    assert added.exit_code == 0, added.output
+    assert added.output.startswith("b@xn--bcher-kva.example.com: created")
+    refused = cmd(home, "leads", "add", "jürgen@bücher.example.com", "--now", NOW)
+    assert refused.exit_code != 0
+    assert "SMTPUTF8" in refused.output
+    surrogate = cmd(home, "leads", "add", "c@example.com", "--first-name", "\udcff", "--now", NOW)
+    assert surrogate.exit_code != 0
+    assert "first_name: contains a lone surrogate" in surrogate.output
+
+    run = cmd(home, "run", "--once", "--now", NOW)
+    assert run.exit_code == 0, run.output
+    sent = sorted(m["To"] for m in mailbox.Maildir(home / "outbox", create=False))
+    assert sent == ["Ascii <ascii@xn--bcher-kva.example.com>", "b@xn--bcher-kva.example.com"]
+
+
 @pytest.fixture
 def daemon_env(home: Path, postgres_url: str | None) -> dict[str, str]:
     env = {**os.environ}
