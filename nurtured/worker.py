@@ -26,6 +26,7 @@ from nurtured import jobs
 from nurtured.app import Runtime, load_app, make_transport, utcnow
 from nurtured.config import Settings
 from nurtured.db import database
+from nurtured.redact import guard_logs
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +94,7 @@ def make_worker(
     settings = app.settings
 
     async def startup(ctx: dict[str, Any]) -> None:
+        guard_logs()  # no delivery token in a log line (the SQL drivers log them at DEBUG)
         stack = contextlib.AsyncExitStack()
         if open_database:
             await stack.enter_async_context(database(settings.database.url))
