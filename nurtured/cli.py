@@ -18,8 +18,9 @@ from nurtured.app import App, load_app
 from nurtured.cli_base import config_option, now_option, parse_now, run_async, utcnow, with_app
 from nurtured.exceptions import ConfigError, LeadError
 from nurtured.intake import import_csv, make_input, upsert
+from nurtured.models import LeadStatus
 from nurtured.queries import find_lead, lead_timeline, status
-from nurtured.sales.cli import handoff, handoffs, lead_set
+from nurtured.sales.cli import alert_consults, handoff, handoffs, lead_set
 
 
 @click.group()
@@ -99,10 +100,12 @@ async def leads_import(app: App, csv_file: Path, source: str | None, now: dateti
             seen = line
 
         report = await import_csv(csv_file, app.catalog, app.rules, now or utcnow(),
-                                  source=source, progress=advance)  # fmt: skip
+                                  source=source, progress=advance,
+                                  sales_sources=app.settings.intake.sales_sources)  # fmt: skip
     for line, reason in report.invalid:
         click.echo(f"{csv_file}:{line}: {reason}")
     click.echo(report.summary())
+    await alert_consults(app, report.to_sales, now or utcnow())
 
 
 @leads.command("add")
@@ -124,9 +127,12 @@ async def leads_add(app: App, email: str, now: datetime | None, **fields: Any) -
         item = make_input({"email": email, **fields})
     except LeadError as exc:
         raise click.ClickException(str(exc)) from None
-    report, _ = await upsert([item], app.catalog, app.rules, now or utcnow())
-    click.echo(f"{item.email}: {'created' if report.created else 'updated'}; "
-               f"enrolled: {', '.join(report.enrolled) or 'no new stream'}")  # fmt: skip
+    report, _ = await upsert([item], app.catalog, app.rules, now or utcnow(),
+                             sales_sources=app.settings.intake.sales_sources)  # fmt: skip
+    where = "to sales (a sales source)" if report.to_sales else (
+        f"enrolled: {', '.join(report.enrolled) or 'no new stream'}")  # fmt: skip
+    click.echo(f"{item.email}: {'created' if report.created else 'updated'}; {where}")
+    await alert_consults(app, report.to_sales, now or utcnow())
 
 
 @main.group()
@@ -149,7 +155,8 @@ async def lead_show(app: App, email: str, as_json: bool) -> None:
     click.echo(f"{data['email']}  {data['name']}  {data['title']}  {data['company'] or ''}")
     interests = ", ".join(data["interests"]) or "-"
     click.echo(
-        f"status {data['status']}, score {data['score']}, source {data['source'] or '-'}, "
+        f"stage {data['stage']}, status {data['status']}, score {data['score']}, "
+        f"source {data['source'] or '-'}, "
         f"interests {interests}, tz {data['timezone'] or '-'}"
     )
     click.echo("enrollments:")
@@ -191,6 +198,14 @@ async def move(app: App, email: str, stream_id: str, now: datetime | None) -> No
     from nurtured.enrollment import move_lead
 
     lead_row = await find_lead(email)
+    if lead_row.status == LeadStatus.SALES:
+        raise LeadError(f"{email} is with sales: `nurtured handoff return {email} --reason ...` "
+                        "gives it back to nurturing")  # fmt: skip
+    if lead_row.status in (LeadStatus.UNSUBSCRIBED, LeadStatus.BOUNCED):
+        raise LeadError(f"{email} is {lead_row.status}: it is never mailed again")
+    if lead_row.status == LeadStatus.REPLIED:  # the marketer puts it back on purpose
+        lead_row.status = LeadStatus.ACTIVE
+        await lead_row.save(update_fields=["status"])
     enrollment = await move_lead(lead_row, stream_id, app.catalog, app.rules, now or utcnow())
     due = enrollment.next_due_at.isoformat() if enrollment.next_due_at else "-"
     click.echo(f"{lead_row.email}: now in {enrollment.stream_id} ({enrollment.state}), "

@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import re
 import unicodedata
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -17,9 +17,9 @@ from pathlib import Path
 from email_validator import EmailNotValidError, validate_email
 
 from nurtured.db import update_rows
-from nurtured.enrollment import enroll_new
+from nurtured.enrollment import enroll_new, stop_lead
 from nurtured.exceptions import LeadError
-from nurtured.models import Company, Lead
+from nurtured.models import Company, Lead, LeadStage, LeadStatus
 from nurtured.scheduler import SendRules
 from nurtured.streams import Catalog
 from nurtured.timing import parse_timezone
@@ -53,12 +53,14 @@ class ImportReport:
     duplicates: int = 0
     invalid: list[tuple[int, str]] = field(default_factory=list)  # (line, reason)
     enrolled: dict[str, int] = field(default_factory=dict)  # stream id -> leads
+    to_sales: list[int] = field(default_factory=list)  # lead ids with a sales source
 
     def summary(self) -> str:
         streams = ", ".join(f"{k} {v}" for k, v in sorted(self.enrolled.items())) or "none"
+        sales = f"; to sales: {len(self.to_sales)}" if self.to_sales else ""
         return (
             f"created {self.created}, updated {self.updated}, duplicates {self.duplicates}, "
-            f"invalid {len(self.invalid)}; enrolled: {streams}"
+            f"invalid {len(self.invalid)}; enrolled: {streams}{sales}"
         )
 
 
@@ -181,9 +183,14 @@ async def upsert(
     report: ImportReport | None = None,
     *,
     enroll: bool = True,
+    sales_sources: Collection[str] = (),
 ) -> tuple[ImportReport, list[Lead]]:
     """Create or update leads by email in a few statements, then enroll them (unless
-    ``enroll`` is false: a lead that goes straight to sales is not nurtured)."""
+    ``enroll`` is false: a lead that goes straight to sales is not nurtured).
+
+    A lead whose source is one of ``sales_sources`` (a consult or demo request) is never
+    nurtured: it is given to sales (status "sales"; its id in ``report.to_sales``, for the
+    caller to alert, which hands it off)."""
     report = report or ImportReport()
     latest: dict[str, LeadInput] = {}
     for item in inputs:
@@ -211,11 +218,22 @@ async def upsert(
     report.created += len(new)
     report.updated += len(changed)
     leads = await Lead.filter(email__in=list(latest))
+    wanted = {source.lower() for source in sales_sources}
+    routed = [lead for lead in leads if wanted and lead.source.lower() in wanted]
+    for lead in routed:
+        if lead.status in (LeadStatus.ACTIVE, LeadStatus.REPLIED):
+            await stop_lead(lead, LeadStatus.SALES, now, reason=f"sales request ({lead.source})")
+            report.to_sales.append(lead.id)
     if not enroll:
         return report, leads
-    for stream_id in (await enroll_new(leads, catalog, rules, now)).values():
+    nurtured = [lead for lead in leads if lead not in routed]
+    enrolled = await enroll_new(nurtured, catalog, rules, now)
+    for stream_id in enrolled.values():
         if stream_id:
             report.enrolled[stream_id] = report.enrolled.get(stream_id, 0) + 1
+    ids = [lead_id for lead_id, stream_id in enrolled.items() if stream_id]
+    if ids:  # the ENROLLED events say why
+        await Lead.filter(id__in=ids, stage=LeadStage.NEW).update(stage=LeadStage.NURTURING)
     return report, leads
 
 
@@ -227,6 +245,7 @@ async def import_csv(
     *,
     source: str | None = None,
     progress: Callable[[int], None] | None = None,
+    sales_sources: Collection[str] = (),
 ) -> ImportReport:
     """Import a CSV file in chunks; invalid rows are reported with line and reason."""
     report = ImportReport()
@@ -237,12 +256,12 @@ async def import_csv(
         else:
             chunk.append(item)
         if len(chunk) >= CHUNK:
-            await upsert(chunk, catalog, rules, now, report)
+            await upsert(chunk, catalog, rules, now, report, sales_sources=sales_sources)
             chunk = []
         if progress:
             progress(line)
     if chunk:
-        await upsert(chunk, catalog, rules, now, report)
+        await upsert(chunk, catalog, rules, now, report, sales_sources=sales_sources)
     return report
 
 

@@ -76,6 +76,7 @@ async def load_profiles(leads: Sequence[Lead]) -> dict[int, dict[str, Any]]:
             "interests": list(lead.interests or []),
             "timezone": lead.timezone or None,
             "status": str(lead.status),
+            "stage": str(lead.stage),
             "score": lead.score,
             "fields": dict(lead.extra or {}),
             "created_at": _iso(lead.created_at),

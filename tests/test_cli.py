@@ -116,6 +116,8 @@ def test_import_run_status_show(home: Path) -> None:
     first = cmd(home, "leads", "import", str(home / "leads.csv"), "--now", NOW)
     assert first.exit_code == 0, first.output
     assert "invalid 0" in first.output
+    assert "to sales: 1" in first.output  # the contact-sales row is never nurtured
+    assert "handed to sales: 1" in first.output
     second = cmd(home, "leads", "import", str(bad), "--now", NOW)
     assert second.exit_code == 0, second.output
     assert "more.csv:2: email" in second.output
@@ -125,7 +127,9 @@ def test_import_run_status_show(home: Path) -> None:
     run = cmd(home, "run", "--once", "--now", NOW)
     assert run.exit_code == 0, run.output
     outbox = mailbox.Maildir(home / "outbox", create=False)
-    messages = list(outbox)
+    alerts = [m for m in outbox if m["Auto-Submitted"] == "auto-generated"]
+    assert len(alerts) == 1  # the contact-sales lead's handoff alert, written at import
+    messages = [m for m in outbox if m["Auto-Submitted"] != "auto-generated"]
     assert messages, "nothing was written to the outbox"
     assert all(m["Message-ID"] and m["List-Unsubscribe"] for m in messages)
 
@@ -144,7 +148,7 @@ def test_import_run_status_show(home: Path) -> None:
 
     again = cmd(home, "run", "--once", "--now", NOW)
     assert "sent" not in again.output.split(":", 1)[1]  # nothing is sent twice
-    assert len(list(mailbox.Maildir(home / "outbox", create=False))) == len(messages)
+    assert len(list(mailbox.Maildir(home / "outbox", create=False))) == len(messages) + 1
 
     show = cmd(home, "lead", "show", "ok@example.com", "--json")
     assert show.exit_code == 0, show.output
@@ -304,3 +308,28 @@ def wait_for(condition: Callable[[], bool], proc: subprocess.Popen[str]) -> None
         assert proc.poll() is None, proc.communicate()
         assert time.monotonic() < deadline, "the daemon did not get there in 30 s"
         time.sleep(0.05)
+
+
+def test_a_sales_source_goes_to_sales_from_leads_add_and_move_says_why(home: Path) -> None:
+    """leads add with a sales source: never nurtured, handed off with an alert; moving a
+    lead that is with sales is refused with the command that gives it back."""
+    add = cmd(home, "leads", "add", "demo@example.org", "--source", "demo-request",
+              "--interest", "product-a", "--now", NOW)  # fmt: skip
+    assert add.exit_code == 0, add.output
+    assert "to sales" in add.output
+    assert "handed to sales: 1" in add.output
+    data = json.loads(cmd(home, "lead", "show", "demo@example.org", "--json").output)
+    assert (data["status"], data["stage"]) == ("sales", "sql")
+    assert data["enrollments"] == []
+    assert "handoff" in [item["what"] for item in data["timeline"]]
+    handoffs = json.loads(cmd(home, "handoffs", "--json", "--now", NOW).output)
+    assert [h["email"] for h in handoffs] == ["demo@example.org"]
+    moved = cmd(home, "move", "demo@example.org", "long-term")
+    assert moved.exit_code == 1
+    assert "nurtured handoff return" in moved.output
+    back = cmd(home, "handoff", "return", "demo@example.org", "--reason", "timing, Q3",
+               "--now", NOW)  # fmt: skip
+    assert back.exit_code == 0, back.output
+    data = json.loads(cmd(home, "lead", "show", "demo@example.org", "--json").output)
+    assert (data["status"], data["stage"]) == ("active", "returned")
+    assert [e["state"] for e in data["enrollments"] if not e["left_at"]] == ["paused"]

@@ -133,4 +133,23 @@ async def lead_set(app: App, email: str, fields: tuple[str, ...], now: datetime 
     click.echo(f"handed to {owner}")
 
 
-__all__ = ["handoff", "handoffs", "lead_set"]
+async def alert_consults(app: App, lead_ids: list[int], now: datetime) -> None:
+    """Alert sales of leads that came in with a sales source (which hands them off)."""
+    if not lead_ids:
+        return
+    from nurtured.alerts import AlertRequest, alert_many
+    from nurtured.app import make_transport
+
+    transport = make_transport(app.settings)
+    await transport.start()
+    try:
+        results = await alert_many(app, transport, [AlertRequest(i, "consult") for i in lead_ids],
+                                   now)  # fmt: skip
+    finally:
+        await transport.close()
+    failed = [r for r in results if r.error is not None]
+    click.echo(f"handed to sales: {len(lead_ids) - len(failed)}"
+               + (f" ({len(failed)} alerts not sent: see the log)" if failed else ""))  # fmt: skip
+
+
+__all__ = ["alert_consults", "handoff", "handoffs", "lead_set"]
