@@ -257,10 +257,16 @@ async def report_cmd(
 ) -> None:
     """The funnel by stream and by source, touches to handoff, last-touch content."""
     from nurtured.reports import format_report, report
+    from nurtured.sales.report import format_sales, sales_report
 
     end = until or utcnow()
-    data = await report(since or end - timedelta(days=30), end)
-    click.echo(json.dumps(data, indent=2) if as_json else format_report(data), nl=as_json)
+    start = since or end - timedelta(days=30)
+    data = await report(start, end)
+    data["sales"] = await sales_report(app, start, end)
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    click.echo(format_report(data) + "\n" + format_sales(data["sales"]), nl=False)
 
 
 @main.command("status")

@@ -31,6 +31,7 @@ from nurtured.models import (
 )
 from nurtured.reactions import Signal, react
 from nurtured.sales.handoff import recheck_gate
+from nurtured.sales.report import format_sales, sales_report
 from nurtured.sales.timer import check_sla
 from tests.walk import MONDAY, Walk, config, write_project
 
@@ -115,6 +116,8 @@ async def test_the_gate_holds_an_mql_without_criteria(sales: Walk) -> None:
     event = await Event.get(lead_id=lead.id, kind=EventKind.STAGE)
     assert event.data["to"] == "mql"
     assert event.data["lacks"] == ["budget"]
+    report = await sales_report(sales.app, FRIDAY, FRIDAY + timedelta(days=1))
+    assert report["mql_lacking"] == {"bob@example.com": ["budget"]}
     lead.extra = {"budget": "yes"}
     await lead.save()
     lacks, owner = await recheck_gate(sales.app, lead, FRIDAY + timedelta(hours=1))
@@ -206,6 +209,14 @@ async def test_won_records_the_amount(sales: Walk) -> None:
     assert (handoff.state, handoff.amount, handoff.currency) == (
         HandoffState.WON, Decimal(12000), "EUR")  # fmt: skip
     assert (await Lead.get(id=lead.id)).stage == LeadStage.WON
+    data = await sales_report(sales.app, FRIDAY - timedelta(days=1), MONDAY + timedelta(days=1))
+    revenue = data["revenue"]
+    assert (revenue["total"], revenue["won"]) == ("12000.00", 1)
+    assert revenue["by_source"] == {"webinar": "12000.00"}
+    assert revenue["by_stream"] == {"a": "12000.00"}
+    assert revenue["emails_before_handoff"] == 1
+    assert data["stages"]["won"] == 1
+    assert "revenue: 12000.00 from 1 won" in format_sales(data)
 
 
 async def test_a_reply_from_someone_else_changes_nothing(sales: Walk) -> None:
