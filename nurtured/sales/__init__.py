@@ -1,0 +1,1 @@
+"""The sales loop: handoff alerts, SLA clocks and the commands sales send back."""
