@@ -6,7 +6,7 @@ from datetime import date
 
 import pytest
 
-from nurtured.inbox.when import fold_text, later_date
+from nurtured.inbox.when import fold_chars, fold_text, later_date
 
 TODAY = date(2026, 5, 20)  # a Wednesday in Q2
 
@@ -99,7 +99,7 @@ def test_month_this_month_is_next_year() -> None:
 
 
 def test_the_latest_named_date_wins() -> None:
-    """ "Busy until 30 June, then in July" comes back in July, not in June."""
+    """Busy until 30 June, then in July, comes back in July, not in June."""
     assert later_date("busy until 30 June, try me in July", TODAY) == date(2026, 7, 1)
 
 
@@ -125,7 +125,7 @@ def test_no_date(text: str) -> None:
 
 
 def test_ambiguous_month_words_follow_the_language() -> None:
-    """ "set", "mai", "ago" are months only in the languages where they are one."""
+    """The words set, mai and ago are months only in the languages where they are one."""
     assert later_date("voltamos a falar em set", TODAY, "pt") == date(2026, 9, 1)
     assert later_date("voltamos a falar em set", TODAY) is None
     assert later_date("ab Mai", TODAY, "de") == date(2027, 5, 1)
@@ -138,3 +138,11 @@ def test_ambiguous_month_words_follow_the_language() -> None:
 def test_fold_text_makes_apostrophes_plain() -> None:
     """A typographic apostrophe reads like a plain one."""
     assert fold_text("L’Année  Prochaine") == "l'annee prochaine"
+
+
+def test_fold_chars_keeps_every_span() -> None:
+    """One character out for each character in: "Müller’s ÉTÉ" keeps its length."""
+    text = "Müller’s ÉTÉ straße"
+    assert fold_chars(text) == "muller's ete straße"
+    assert fold_chars(text, lower=False) == "Muller's ETE straße"
+    assert len(fold_chars(text)) == len(text)

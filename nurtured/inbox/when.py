@@ -23,11 +23,12 @@ from __future__ import annotations
 
 import calendar
 import re
+import unicodedata
 from datetime import date, timedelta
 
 from nurtured.inbox.dates import MONTHS, fold, stated_dates
 
-__all__ = ["fold_text", "later_date"]
+__all__ = ["fold_chars", "fold_text", "later_date"]
 
 HORIZON = timedelta(days=5 * 366)
 
@@ -35,6 +36,19 @@ HORIZON = timedelta(days=5 * 366)
 def fold_text(text: str) -> str:
     """``inbox.dates.fold`` with typographic apostrophes made plain."""
     return fold(text.replace("\u2019", "'").replace("\u02bc", "'"))
+
+
+def fold_chars(text: str, *, lower: bool = True) -> str:
+    """Accents removed (and lower-cased) one character for one, so that a match's span
+    in the result is its span in ``text``."""
+    out = []
+    for char in text:
+        base = unicodedata.normalize("NFKD", char)[:1] or char
+        if base in "\u2019\u02bc":
+            base = "'"
+        low = base.lower() if lower else base
+        out.append(low if len(low) == 1 else base)
+    return "".join(out)
 
 
 def _alt(words: str) -> str:
