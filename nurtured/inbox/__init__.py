@@ -9,7 +9,26 @@ process.py   the glue: parse -> classify -> match -> react (one transaction) -> 
 runner.py    run_inbox: the daemon's loop over a source, with reconnects and backoff
 """
 
-from nurtured.inbox.process import Result, Stats, process_messages
-from nurtured.inbox.runner import run_inbox
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from nurtured.inbox.process import Result, Stats, process_messages
+    from nurtured.inbox.runner import run_inbox
 
 __all__ = ["Result", "Stats", "process_messages", "run_inbox"]
+
+
+def __getattr__(name: str) -> Any:
+    """The glue is imported when asked for, so that the pure modules of this package
+    (parse, classify, dates, intent) can be imported without the I/O behind it."""
+    if name in ("Result", "Stats", "process_messages"):
+        from nurtured.inbox import process
+
+        return getattr(process, name)
+    if name == "run_inbox":
+        from nurtured.inbox import runner
+
+        return runner.run_inbox
+    raise AttributeError(name)

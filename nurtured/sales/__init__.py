@@ -1,2 +1,1 @@
-"""The sales loop: the BANTFO gate, handoffs with an SLA, sales acting by reply or CLI,
-and returns to nurturing."""
+"""The sales loop: handoff alerts, SLA clocks and the commands sales send back."""

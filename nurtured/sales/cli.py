@@ -14,9 +14,10 @@ from nurtured.app import App
 from nurtured.cli_base import config_option, now_option, run_async, utcnow, with_app
 from nurtured.exceptions import LeadError
 from nurtured.queries import find_lead
-from nurtured.sales.commands import Action, Command, parse_when
+from nurtured.sales.commands import Action, Command
 from nurtured.sales.handoff import open_handoff_list, recheck_gate, work_calendar
 from nurtured.sales.sla import sla_state
+from nurtured.when import later_date
 
 
 @click.command("handoff")
@@ -49,16 +50,16 @@ async def handoff(
                 f"{amount!r} is not an amount", param_hint="--amount"
             ) from None
     when = (
-        parse_when(until, at.date())
+        later_date(until, at.date())
         if until
-        else (parse_when(reason, at.date()) if reason else None)
+        else (later_date(reason, at.date()) if reason else None)
     )
     if action == "later" and when is None:
         raise click.BadParameter("later needs --until (a month, a quarter or a date)")
     command = Command(
         cast(Action, action),
         reason=reason,
-        category=_category(reason) if reason else None,
+        category=_category(reason, when) if reason else None,
         amount=value,
         currency=currency or None,
         until=when,

@@ -1,332 +1,276 @@
-"""PURE: a salesperson's reply to a handoff alert, read as a command.
+"""What a salesperson's reply to a handoff alert tells us to do. Pure: text and today in,
+a ``Command`` (or None when the reply is not one) out.
 
-``parse_command(text, today)`` reads the first line of the new text that says anything
-(quoted history, "On ... wrote:", "-----Original Message-----" and a "-- " signature cut
-off) leniently: case, punctuation, the same words in the languages the inbox reads.
-Forms: ``accept``; ``return: <reason>``; ``won <amount>``; ``lost: <reason>``;
-``later: <when>``. None when nothing is understood (the caller answers with HELP_TEXT).
+The forms (``HELP_TEXT`` lists them for the "not understood" answer)::
+
+    accept
+    return: <reason>        reason category guessed; re-entry date when the reason names one
+    won 12000               "won 12,000", "won $12k", "won 12.000 EUR", "won: 12000.50"
+    lost: <reason>
+    later: <when>           "later: March", "later: Q2", "later: in 3 months", "2026-09-01"
+
+The command word opens one of the first three non-empty lines of the new text, in any
+case, after quote markers, bullets or quotes. Return, lost and later need punctuation
+(":", "-", ",", ".") before their argument, so that prose ("Returned from holiday")
+is no command; a form that takes an argument and has none on its line takes the next.
+Nothing after a line that starts quoted history ("On ... wrote:", "-----Original
+Message-----") or a "-- " signature counts. The words are also read in DE, FR, ES,
+IT, NL and PT ("übernehme", "j'accepte", "devolver:", "gewonnen", "perdu", "più tardi"
+...). Dates are read by ``inbox.when.later_date``: "next year" is 1 January, "March"
+the next 1 March, "Q2" the next 1 April, "in 3 months" today plus three months.
+
+Amounts: "," or "." followed by exactly three digits groups thousands, otherwise it is
+the decimal point (with both, the last one is); "k" is a thousand, "m" a million. The
+currency is an ISO code (EUR, USD, GBP, CHF ...), from a code or "$", "€", "£" next to
+the number, or None when none is given.
 """
 
 from __future__ import annotations
 
 import re
-import unicodedata
 from dataclasses import dataclass
-from datetime import date, timedelta
-from decimal import Decimal, InvalidOperation
+from datetime import date
+from decimal import Decimal
 from typing import Literal
 
+from nurtured.when import fold_chars, later_date
+
+__all__ = ["HELP_TEXT", "Action", "Category", "Command", "parse_command"]
+
 Action = Literal["accept", "return", "won", "lost", "later"]
-
-HELP_TEXT = """\
-Reply with one of these on the first line:
-  accept                   you take the lead
-  return: <reason>         back to nurturing, e.g. "return: timing, next year"
-  won <amount>             e.g. "won 12000" or "won 12,000 EUR"
-  lost: <reason>           closed as lost, e.g. "lost: went with a competitor"
-  later: <when>            e.g. "later: March", "later: Q3", "later: 2027-03-01"
-"""
-
-_WORDS: dict[Action, tuple[str, ...]] = {
-    "accept": (
-        "accept",
-        "accepted",
-        "accepting",
-        "ok accept",
-        "take it",
-        "mine",
-        "akzeptiert",
-        "akzeptieren",
-        "annehmen",
-        "angenommen",
-        "ubernehme",
-        "uebernehme",
-        "accepte",
-        "j'accepte",
-        "acepto",
-        "aceptar",
-        "aceptado",
-        "accetto",
-        "accettato",
-        "accepteer",
-        "geaccepteerd",
-        "aceito",
-        "aceitar",
-    ),
-    "return": (
-        "return",
-        "returned",
-        "send back",
-        "zuruck",
-        "zurueck",
-        "retour",
-        "renvoyer",
-        "devolver",
-        "devuelto",
-        "restituisci",
-        "restituire",
-        "terug",
-        "terugsturen",
-        "devolvido",
-    ),
-    "won": (
-        "won",
-        "win",
-        "closed won",
-        "gewonnen",
-        "gagne",
-        "ganado",
-        "ganamos",
-        "vinto",
-        "ganho",
-        "ganhamos",
-    ),
-    "lost": ("lost", "closed lost", "verloren", "perdu", "perdido", "perso"),
-    "later": (
-        "later",
-        "spater",
-        "spaeter",
-        "plus tard",
-        "mas tarde",
-        "piu tardi",
-        "mais tarde",
-        "snooze",
-    ),
-}
-_BY_WORD = sorted(((w, a) for a, ws in _WORDS.items() for w in ws), key=lambda p: -len(p[0]))
-
-_CATEGORIES = {
-    "budget": (
-        "budget",
-        "money",
-        "price",
-        "cost",
-        "expensive",
-        "geld",
-        "preis",
-        "teuer",
-        "prix",
-        "cher",
-        "presupuesto",
-        "precio",
-        "caro",
-        "costo",
-        "prezzo",
-        "prijs",
-        "duur",
-        "orcamento",
-        "preco",
-    ),
-    "authority": (
-        "authority",
-        "decision",
-        "decide",
-        "boss",
-        "not the buyer",
-        "entscheid",
-        "decideur",
-        "decision",
-        "decisore",
-        "beslisser",
-        "decisor",
-    ),
-    "need": (
-        "need",
-        "no use",
-        "not relevant",
-        "bedarf",
-        "besoin",
-        "necesidad",
-        "bisogno",
-        "behoefte",
-        "necessidade",
-    ),
-    "timing": (
-        "timing",
-        "time",
-        "later",
-        "next year",
-        "next quarter",
-        "not now",
-        "zeit",
-        "nachstes jahr",
-        "temps",
-        "annee prochaine",
-        "tiempo",
-        "proximo ano",
-        "tempo",
-        "prossimo anno",
-        "volgend jaar",
-        "proximo ano",
-    ),
-    "fit": (
-        "fit",
-        "too small",
-        "too big",
-        "wrong size",
-        "competitor",
-        "student",
-        "passt nicht",
-        "concurrent",
-        "competidor",
-        "concorrente",
-    ),
-}
-
-_MONTHS = {
-    1: ("january", "jan", "januar", "janvier", "enero", "gennaio", "januari", "janeiro"),
-    2: ("february", "feb", "februar", "fevrier", "febrero", "febbraio", "februari", "fevereiro"),
-    3: ("march", "mar", "marz", "maerz", "mars", "marzo", "maart", "marco"),
-    4: ("april", "apr", "avril", "abril", "aprile"),
-    5: ("may", "mai", "mayo", "maggio", "mei", "maio"),
-    6: ("june", "jun", "juni", "juin", "junio", "giugno", "junho"),
-    7: ("july", "jul", "juli", "juillet", "julio", "luglio", "julho"),
-    8: ("august", "aug", "aout", "agosto", "augustus"),
-    9: ("september", "sep", "sept", "septembre", "septiembre", "settembre", "setembro"),
-    10: ("october", "oct", "oktober", "octobre", "octubre", "ottobre", "outubro"),
-    11: ("november", "nov", "novembre", "noviembre", "novembro"),
-    12: ("december", "dec", "dezember", "decembre", "diciembre", "dicembre", "dezembro"),
-}
-_MONTH_OF = {name: n for n, names in _MONTHS.items() for name in names}
-_NEXT_YEAR = (
-    "next year",
-    "nachstes jahr",
-    "annee prochaine",
-    "proximo ano",
-    "prossimo anno",
-    "volgend jaar",
-    "l'annee prochaine",
-)
-_CUTS = re.compile(
-    r"^(?:on .{0,200} wrote:|am .{0,200} schrieb .{0,100}:|le .{0,200} a ecrit\s*:|"
-    r"-{2,}\s*(?:original message|ursprungliche nachricht|message d'origine)\s*-{2,}|-- ?)$"
-)
+Category = Literal["budget", "authority", "need", "timing", "fit", "other"]
 
 
 @dataclass(frozen=True)
 class Command:
     action: Action
-    reason: str | None = None
-    category: str | None = None  # budget, authority, need, timing, fit, other
-    amount: Decimal | None = None
-    currency: str | None = None
-    until: date | None = None
+    reason: str | None = None  # return, lost, later: the text after the command word
+    category: Category | None = None  # return, lost: guessed from the reason's words
+    amount: Decimal | None = None  # won
+    currency: str | None = None  # won: ISO 4217 code, when given
+    until: date | None = None  # later (always), return (when the reason names a date)
 
 
-def _fold(text: str) -> str:
-    """Lower case without accents, typographic apostrophes straightened."""
-    text = text.replace("\u2019", "'").lower()
-    return "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+HELP_TEXT = """\
+Reply with one of these on the first line of your answer:
+
+  To take the lead:                 accept
+  To hand it back to nurturing:     return: <reason>   (e.g. return: timing, next year)
+  To record a won deal:             won <amount>       (e.g. won 12,000 EUR)
+  To record a lost deal:            lost: <reason>
+  To be reminded later:             later: <when>      (e.g. later: March, or Q2,
+                                                        in 3 months, 2026-09-01)
+
+A reason names budget, authority, need, timing or fit when it can. The same words
+work in other languages, for example:
+
+  German:      akzeptiert, zurück: <reason>, gewonnen, verloren, später: <when>
+  French:      j'accepte, retour: <reason>, gagné, perdu, plus tard: <when>
+  Spanish:     acepto, devolver: <reason>, ganado, perdido, más tarde: <when>
+  Italian:     accetto, restituisci: <reason>, vinto, perso, più tardi: <when>
+  Dutch:       geaccepteerd, terug: <reason>, gewonnen, verloren, later: <when>
+  Portuguese:  aceito, devolver: <reason>, ganho, perdido, mais tarde: <when>
+"""
 
 
-def _first_line(text: str) -> str:
-    for raw in text.replace("\r", "").split("\n"):
-        line = raw.strip()
-        if line.startswith(">"):
+def _words(*groups: str) -> str:
+    words = [w for group in groups for w in group.split("|")]
+    return "|".join(sorted(words, key=len, reverse=True))
+
+
+_ACTIONS: dict[Action, str] = {
+    "accept": _words(
+        "accept|accepted|accepting|i accept|i'll take it|i will take it|taking it|ack",
+        "akzeptiert|akzeptiere|akzeptieren|annehmen|angenommen|nehme an|ich nehme an|"
+        "ubernehme|ich ubernehme|ubernommen|uebernehme",
+        "accepte|acceptee|j'accepte|je prends",
+        "acepto|aceptar|aceptado|aceptada|lo acepto",
+        "accetto|accettare|accettato|accettata",
+        "accepteer|accepteren|geaccepteerd|ik accepteer|aanvaard",
+        "aceito|aceitar|aceitei|aceite",
+    ),
+    "return": _words(
+        "return|returned|returning|send back|back to nurture|back to nurturing",
+        "zuruck|zurueck|zuruckgeben|zuruckgegeben|zuruckschicken",
+        "retour|retourner|renvoyer|renvoi|retourne",
+        "devolver|devuelto|devuelvo|devolucion",
+        "restituisci|restituire|restituito|rimanda",
+        "terug|terugsturen|teruggeven|retourneren",
+        "devolvido|devolvo|retornar",
+    ),
+    "won": _words(
+        "won|win|closed won|deal won|gewonnen|gagne|gagnee|ganado|ganada|ganamos|vinto|vinta|"
+        "ganho|ganhamos|ganhou"
+    ),
+    "lost": _words(
+        "lost|closed lost|deal lost|verloren|perdu|perdue|perdido|perdida|perdemos|perso|persa"
+    ),
+    "later": _words(
+        "later|snooze|postpone|defer|spater|spaeter|wiedervorlage|plus tard|mas tarde|"
+        "piu tardi|mais tarde"
+    ),
+}
+_COMMAND = re.compile(
+    r"^[\s>|*_\"'`“”„«»‹›•·-]*(?:"
+    + "|".join(f"(?P<{action}>{words})" for action, words in _ACTIONS.items())
+    + r")(?![\w'])(?P<separator>[\s:;,.!=>*_\"'“”»–—-]*)"
+)
+_PUNCTUATION = re.compile(r"[:;,.!=–—-]")
+_NEEDS_PUNCTUATION = frozenset({"return", "lost", "later"})
+_CUT = re.compile(
+    r"^\s*(?:(?:on|am|le|el|il|op|em|no dia) .{4,200}(?:wrote|schrieb|a ecrit|escribio|"
+    r"ha scritto|schreef|escreveu)\s*:?\s*$"
+    r"|-{2,}\s*(?:original message|ursprungliche nachricht|message d'origine|mensaje original|"
+    r"messaggio originale|oorspronkelijk bericht|mensagem original|forwarded message|"
+    r"weitergeleitete nachricht|message transfere)\s*-{2,}"
+    r"|(?:from|von|de|da|van)\s?:\s.*@|_{10,}\s*$|--\s*$)"
+)
+_CATEGORIES: dict[Category, str] = {
+    "budget": _words(
+        "budget|budgets|money|price|pricing|expensive|too costly|cost|costs|afford|funds|"
+        "funding|geld|teuer|kosten|preis|etat|argent|cher|prix|cout|couts|moyens|presupuesto|"
+        "dinero|caro|precio|costo|coste|soldi|costoso|prezzo|costi|duur|prijs|orcamento|"
+        "dinheiro|preco|custo|verba"
+    ),
+    "authority": _words(
+        "authority|decision maker|decision-maker|not the decision|decides|decide|boss|"
+        "approval|sign off|sign-off|gatekeeper|wrong person|wrong contact|entscheider|"
+        "entscheidet|befugnis|chef|freigabe|genehmigung|falscher ansprechpartner|decideur|"
+        "autorite|validation|pas le bon interlocuteur|patron|autoridad|decisor|jefe|"
+        "aprobacion|autorita|decisore|capo|approvazione|beslisser|beslist|bevoegd|baas|"
+        "goedkeuring|autoridade|chefe|aprovacao"
+    ),
+    "need": _words(
+        "need|no need|needs|requirement|no use|not relevant|no interest|not interested|"
+        "already have|existing solution|bedarf|braucht|brauchen|nicht relevant|kein interesse|"
+        "besoin|pas pertinent|pas interesse|necesidad|necesita|no le interesa|ya tiene|"
+        "bisogno|esigenza|non interessa|behoefte|nodig|geen interesse|necessidade|precisa|"
+        "sem interesse"
+    ),
+    "timing": _words(
+        "timing|time|too early|too soon|not now|not yet|wait|next year|next quarter|later|"
+        "zeitpunkt|zu fruh|spater|nachstes jahr|noch nicht|jetzt nicht|moment|trop tot|"
+        "plus tard|l'an prochain|annee prochaine|pas maintenant|momento|pronto|mas tarde|"
+        "proximo ano|ahora no|tempistica|presto|piu tardi|prossimo anno|te vroeg|"
+        "volgend jaar|nu niet|cedo|mais tarde"
+    ),
+    "fit": _words(
+        "fit|no fit|not a fit|wrong size|too small|too big|competitor|student|researcher|"
+        "not our target|wrong industry|not a match|freemail|spam|fake|passt nicht|zu klein|"
+        "zu gross|wettbewerber|konkurrent|falsche branche|zielgruppe|ne correspond pas|"
+        "trop petit|trop grand|concurrent|etudiant|cible|no encaja|demasiado pequen[oa]|"
+        "competidor|estudiante|perfil|non adatto|troppo piccol[oa]|concorrente|studente|"
+        "past niet|te klein|te groot|doelgroep|nao se encaixa|pequena demais|estudante"
+    ),
+    "other": _words(
+        "other|sonstiges|andere|autre|otro|altro|anders|outro|went with|signed with|"
+        "chose|lost to|bought from|entschieden fur|choisi|eligieron|scelto|gekozen voor|"
+        "escolheram"
+    ),
+}
+_CATEGORY = re.compile(
+    r"(?<!\w)(?:"
+    + "|".join(f"(?P<{category}>{words})" for category, words in _CATEGORIES.items())
+    + r")(?!\w)"
+)
+_CATEGORY_OF: dict[str, Category] = {category: category for category in _CATEGORIES}
+
+_CODES = "eur|usd|gbp|chf|jpy|cad|aud|nzd|sek|nok|dkk|pln|czk|huf|brl|mxn|inr|cny|sgd|hkd|zar"
+_SYMBOLS = {"us$": "USD", "r$": "BRL", "c$": "CAD", "a$": "AUD", "$": "USD", "€": "EUR"}
+_SYMBOLS |= {"£": "GBP", "¥": "JPY", "euro": "EUR", "euros": "EUR", "dollars": "USD"}
+_SYMBOLS |= {"dollar": "USD", "pounds": "GBP", "franken": "CHF"}
+_CURRENCY = rf"us\$|r\$|c\$|a\$|\$|€|£|¥|(?<![a-z])(?:{_CODES})(?![a-z])"
+_MONEY = re.compile(
+    rf"(?P<pre>{_CURRENCY})?\s*"
+    r"(?P<num>\d{1,3}(?:[ \u00a0\u202f']\d{3})+(?:[.,]\d+)?|\d(?:[\d.,]*\d)?)"
+    r"(?:\s*(?P<suffix>k|tsd|thousand|mil|m|mio|mn|million|millions|millionen|millones|"
+    r"milioni|miljoen|milhoes)(?![a-z]))?"
+    rf"(?:\s*(?P<post>{_CURRENCY}|euros?|dollars?|pounds|franken)(?![a-z]))?"
+)
+_MULTIPLIERS = {"k": 1000, "tsd": 1000, "thousand": 1000, "mil": 1000}
+
+
+def _number(raw: str) -> Decimal | None:
+    digits = re.sub(r"[ \u00a0\u202f']", "", raw)
+    if "." in digits and "," in digits:
+        point = max(digits.rfind("."), digits.rfind(","))
+        digits = digits[:point].replace(".", "").replace(",", "") + "." + digits[point + 1 :]
+    elif "." in digits or "," in digits:
+        separator = "." if "." in digits else ","
+        head, _, tail = digits.rpartition(separator)
+        if digits.count(separator) > 1 or len(tail) == 3:
+            digits = digits.replace(separator, "")
+        else:
+            digits = f"{head}.{tail}"
+    if not re.fullmatch(r"\d+(?:\.\d+)?", digits):
+        return None
+    return Decimal(digits)
+
+
+def _money(text: str) -> tuple[Decimal | None, str | None]:
+    """The first amount in ``text`` with a currency, else the first one; and its currency."""
+    found: list[tuple[Decimal, str | None]] = []
+    for m in _MONEY.finditer(fold_chars(text)):
+        amount = _number(m.group("num"))
+        if amount is None:
             continue
-        if _CUTS.match(_fold(line)):
+        suffix = m.group("suffix")
+        if suffix is not None:
+            amount *= _MULTIPLIERS.get(suffix, 1_000_000)
+        symbol = m.group("pre") or m.group("post")
+        currency = _SYMBOLS.get(symbol, symbol.upper()) if symbol else None
+        if currency is not None:
+            return amount, currency
+        found.append((amount, None))
+    return found[0] if found else (None, None)
+
+
+def _category(reason: str, until: date | None) -> Category:
+    """The first category the reason names; timing when it names only a date."""
+    m = _CATEGORY.search(fold_chars(reason))
+    if m is not None and m.lastgroup is not None:
+        return _CATEGORY_OF[m.lastgroup]
+    return "timing" if until is not None else "other"
+
+
+def _lines(text: str) -> list[str]:
+    """The first non-empty lines of the new text, quote markers and history cut off."""
+    lines: list[str] = []
+    for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n")[:200]:
+        if _CUT.match(fold_chars(line)):
             break
-        if line.strip(" .!-*_"):
-            return line
-    return ""
-
-
-def _category(reason: str) -> str:
-    folded = _fold(reason)
-    for category, words in _CATEGORIES.items():
-        if any(re.search(rf"(?<!\w){re.escape(w)}(?!\w)", folded) for w in words):
-            return category
-    return "other"
-
-
-def parse_when(text: str, today: date) -> date | None:
-    """ "March" (next 1 March), "Q2" (next 1 April), "next year" (1 January), "in 3
-    months", "2027-03-01", "03/2027"; None when no time is named."""
-    folded = _fold(text)
-    if m := re.search(r"\b(\d{4})-(\d\d)-(\d\d)\b", folded):
-        try:
-            return date(int(m[1]), int(m[2]), int(m[3]))
-        except ValueError:
-            return None
-    if m := re.search(r"\bq([1-4])\b(?:\s*(\d{4}))?", folded):
-        month = 3 * (int(m[1]) - 1) + 1
-        return _next_first(today, month, int(m[2]) if m[2] else None)
-    if m := re.search(r"\bin\s+(\d{1,2})\s+(?:months?|monaten?|mois|meses|mesi|maanden)\b", folded):
-        months = today.month - 1 + int(m[1])
-        return date(today.year + months // 12, months % 12 + 1, 1)
-    if m := re.search(r"\bin\s+(\d{1,2})\s+(?:weeks?|wochen|semaines|semanas|settimane)\b", folded):
-        return today + timedelta(weeks=int(m[1]))
-    for word in re.findall(r"[a-z]+", folded):
-        if word in _MONTH_OF and (len(word) > 3 or word in ("may", "mai", "mei")):
-            year = re.search(rf"{word}\s+(\d{{4}})", folded)
-            return _next_first(today, _MONTH_OF[word], int(year[1]) if year else None)
-    if any(phrase in folded for phrase in _NEXT_YEAR):
-        return date(today.year + 1, 1, 1)
-    return None
-
-
-def _next_first(today: date, month: int, year: int | None) -> date:
-    if year is not None:
-        return date(year, month, 1)
-    first = date(today.year, month, 1)
-    return first if first > today else date(today.year + 1, month, 1)
-
-
-def _amount(text: str) -> tuple[Decimal | None, str | None]:
-    currency = None
-    if m := re.search(r"(eur|usd|gbp|chf|€|\$|£)", text, re.IGNORECASE):
-        currency = {"€": "EUR", "$": "USD", "£": "GBP"}.get(m[1], m[1].upper())
-    m = re.search(r"(\d[\d.,' ]*)\s*([km])?\b", text, re.IGNORECASE)
-    if m is None:
-        return None, currency
-    digits = m[1].strip().replace("'", "").replace(" ", "")
-    if re.fullmatch(r"\d{1,3}(?:[.,]\d{3})+", digits):  # 12,000 or 12.000
-        digits = re.sub(r"[.,]", "", digits)
-    elif re.fullmatch(r"\d{1,3}(?:,\d{3})+\.\d{1,2}", digits):  # 12,000.50
-        digits = digits.replace(",", "")
-    elif re.fullmatch(r"\d{1,3}(?:\.\d{3})+,\d{1,2}", digits):  # 12.000,50
-        digits = digits.replace(".", "").replace(",", ".")
-    else:
-        digits = digits.replace(",", ".")
-    try:
-        value = Decimal(digits.rstrip("."))
-    except InvalidOperation:
-        return None, currency
-    if m[2]:
-        value *= 1000 if m[2].lower() == "k" else 1_000_000
-    return value, currency
+        line = re.sub(r"^[\s>|]+", "", line).strip()
+        if line:
+            lines.append(line)
+    return lines
 
 
 def parse_command(text: str, today: date) -> Command | None:
-    line = _first_line(text)
-    folded = _fold(line).strip()
-    for word, action in _BY_WORD:
-        if re.match(rf"{re.escape(word)}(?![a-z])", folded):
-            rest = line[len(word) :].lstrip(" :;,.-!\t") if len(folded) >= len(word) else ""
-            return _command(action, rest.strip(), today)
+    """The command in a salesperson's reply, or None when it is not understood."""
+    lines = _lines(text[:20_000])
+    for index, line in enumerate(lines[:3]):
+        m = _COMMAND.match(fold_chars(line))
+        if m is None:
+            continue
+        action = next(action for action in _ACTIONS if m.group(action))
+        rest = line[m.end() :].strip()
+        if action in _NEEDS_PUNCTUATION and rest and not _PUNCTUATION.search(m["separator"]):
+            continue  # "Returned from holiday" is prose, "return: budget" a command
+        if not rest and index + 1 < len(lines):
+            rest = lines[index + 1]
+        return _command(action, rest[:1000], today)
     return None
 
 
 def _command(action: Action, rest: str, today: date) -> Command | None:
     if action == "accept":
-        polite = _fold(rest).strip(" .!,")
-        if polite and not re.fullmatch(
-            r"(?:(?:thanks|thank you|thx|ok|danke|merci|gracias|"
-            r"grazie|bedankt|obrigado|obrigada)[ .!,]*)+",
-            polite,
-        ):
-            return None  # "accept nothing": not a plain accept
         return Command("accept")
     if action == "won":
-        amount, currency = _amount(rest)
+        amount, currency = _money(rest)
         return Command("won", amount=amount, currency=currency)
+    until = later_date(rest, today) if action in ("return", "later") else None
     if action == "later":
-        until = parse_when(rest, today)
-        if until is None:
-            return None  # "later" needs a time
-        return Command("later", reason=rest or None, category="timing", until=until)
-    reason = rest or None
-    category = _category(rest) if rest else "other"
-    return Command(
-        action, reason=reason, category=category, until=parse_when(rest, today) if rest else None
-    )
+        return Command("later", reason=rest, until=until) if until is not None else None
+    if not rest:
+        return Command(action)
+    return Command(action, reason=rest, category=_category(rest, until), until=until)
