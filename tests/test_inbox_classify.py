@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from nurtured.inbox.classify import classify
+from nurtured.inbox.classify import classify, most_specific
 from nurtured.inbox.dates import return_date
 from nurtured.inbox.extract import new_text
 from nurtured.inbox.parse import parse
@@ -50,11 +50,30 @@ def test_corpus_message_is_classified(name: str) -> None:
         assert (result.bounce.hard, result.bounce.status) == (expect["hard"], expect["status"])
 
 
-def test_policy_block_is_not_a_dead_address() -> None:
-    """5.7.1 is soft and marked as a policy block."""
-    result = classify(parse(load("bounce-policy")), NOW)
+@pytest.mark.parametrize("name", ["bounce-policy", "bounce-exim-policy"])
+def test_policy_block_is_not_a_dead_address(name: str) -> None:
+    """5.7.1 is soft and marked as a policy block, also when only the Diagnostic-Code
+    says so (Exim's Status is 5.0.0 in every report)."""
+    result = classify(parse(load(name)), NOW)
     assert result.bounce is not None
-    assert (result.bounce.hard, result.bounce.policy) == (False, True)
+    assert (result.bounce.hard, result.bounce.policy, result.bounce.status) == (
+        False, True, "5.7.1"
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("texts", "status"),
+    [
+        (("5.0.0", "smtp; 550 5.7.1 blocked"), "5.7.1"),
+        (("5.1.0", "smtp; 550 5.1.1 unknown"), "5.1.1"),
+        (("5.2.2", "smtp; 552 5.0.0 full"), "5.2.2"),  # the Status is the more specific
+        (("4.0.0", "smtp; 550 5.1.1 unknown"), "4.0.0"),  # another class never wins
+        (("", "Exim 4.96: 452 4.2.2 over quota"), "4.2.2"),  # a version is no code
+        (("", "no code here"), ""),
+    ],
+)
+def test_most_specific_status_code_wins(texts: tuple[str, str], status: str) -> None:
+    assert most_specific(*texts) == status
 
 
 def test_quoted_unsubscribe_footer_is_not_a_request() -> None:

@@ -4,9 +4,10 @@ Pure: an ``Inbound`` (and ``now``, for return dates) in, a ``Classification`` ou
 order of the checks is the order of certainty:
 
 1. bounce: an RFC 3464 multipart/report DSN, or a non-standard one (a mailer-daemon
-   sender, or a bounce subject with an SMTP status in the body). Status 5.1.x (or a
-   5xx "user unknown") is hard; 5.7.x is a policy/reputation block, not a dead address;
-   everything else is soft.
+   sender, or a bounce subject with an SMTP status in the body). The most specific
+   enhanced code counts (the Diagnostic-Code's 5.7.1 over a generic Status 5.0.0).
+   Status 5.1.x (or a 5xx "user unknown") is hard; 5.7.x is a policy/reputation block,
+   not a dead address; everything else is soft.
 2. auto-reply: RFC 3834 Auto-Submitted, X-Autoreply/X-Autorespond,
    X-Auto-Response-Suppress, Precedence, a null Return-Path, an out-of-office subject,
    or an out-of-office sentence in a message that quotes nothing.
@@ -114,7 +115,7 @@ _BOUNCE_SUBJECT = _phrases(
     r"onbestelbaar|niet afgeleverd|bezorging mislukt",
     r"nao entregue|falha na entrega|nao foi possivel entregar|devolvida",
 )
-_STATUS = re.compile(r"(?<![\d.])([245])\.(\d{1,3})\.(\d{1,3})(?![\d.])")
+_STATUS = re.compile(r"(?<![\d.])([245])\.([0-7])\.(\d{1,3})(?![\d.])")
 _SMTP_CODE = re.compile(r"(?<!\d)([45]\d\d)[ -]")
 _DEAD = _phrases(
     r"user unknown|unknown user|no such user|does not exist|doesn't exist|"
@@ -157,12 +158,28 @@ def _severity(status: str, diagnostic: str) -> tuple[bool, bool]:
     return False, False
 
 
+def most_specific(*texts: str) -> str:
+    """The most specific enhanced status code (RFC 3463) in ``texts``, "" when none.
+
+    Exim writes ``Status: 5.0.0`` in every report and says what happened in the
+    Diagnostic-Code (``550 5.7.1 ...``): of the codes of the first one's class, the one
+    with the most non-zero subject and detail wins; on a tie, the first one found.
+    """
+    codes = [m.groups() for text in texts for m in _STATUS.finditer(text)]
+    if not codes:
+        return ""
+    same = [c for c in codes if c[0] == codes[0][0]]
+    best = max(same, key=lambda c: (c[1] != "0", c[2] != "0"))
+    return ".".join(best)
+
+
 def bounce_of(msg: Inbound) -> Bounce | None:
     """The bounce in ``msg``, or None when it is not one."""
     for rcpt in msg.dsn:
         if rcpt.action in ("delivered", "relayed", "expanded"):
             continue
-        status = rcpt.status or ("5.0.0" if rcpt.action == "failed" else "4.0.0")
+        status = most_specific(rcpt.status, rcpt.diagnostic)
+        status = status or ("5.0.0" if rcpt.action == "failed" else "4.0.0")
         hard, policy = _severity(status, rcpt.diagnostic)
         return Bounce(hard, status, rcpt.diagnostic, rcpt.recipient, policy)
     if msg.is_report and msg.dsn:
@@ -173,9 +190,8 @@ def bounce_of(msg: Inbound) -> Bounce | None:
         subject_bounce and _STATUS.search(msg.text)
     ):
         return None
-    found = _STATUS.search(msg.text)
+    status = most_specific(msg.text)
     code = _SMTP_CODE.search(msg.text)
-    status = ".".join(found.groups()) if found else ""
     if not status and code:
         status = f"{code.group(1)[0]}.0.0"
     line = _DIAG.search(msg.text)
