@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from nurtured.inbox.classify import classify, most_specific
+from nurtured.inbox.classify import classify, for_recipient, most_specific
 from nurtured.inbox.dates import return_date
 from nurtured.inbox.extract import new_text
 from nurtured.inbox.parse import parse
@@ -37,6 +37,8 @@ def test_corpus_covers_every_kind_in_every_language() -> None:
 def test_corpus_message_is_classified(name: str) -> None:
     expect = INDEX[name]
     result = classify(parse(load(name)), NOW, unsubscribe_addresses=UNSUBSCRIBE)
+    if "recipient" in expect:  # a report on several recipients, matched to this lead
+        result = for_recipient(result, expect["recipient"])
     assert result.kind == EventKind(expect["kind"]), result.reason
     if "text" in expect:  # the new text, without the quoted email (sign-offs may stay)
         assert result.text.startswith(expect["text"])
@@ -125,3 +127,51 @@ def test_extract_handles_portuguese_and_signatures() -> None:
     text = "Obrigado.\n\n-- \nJoão\n\nEm seg., 23 de nov. de 2026 às 10:00, Acme escreveu:\n> Olá\n"
     assert new_text(text) == "Obrigado."
     assert new_text("") == ""
+
+
+def dsn(*blocks: tuple[str, str, str, str]) -> bytes:
+    """A DSN with one block per (final recipient, original recipient, action, status)."""
+    parts = [
+        f"Final-Recipient: rfc822; {final}\r\n"
+        + (f"Original-Recipient: rfc822; {original}\r\n" if original else "")
+        + f"Action: {action}\r\nStatus: {status}\r\n"
+        for final, original, action, status in blocks
+    ]
+    return (
+        "From: MAILER-DAEMON@mx.example.net\r\nSubject: Delivery Status Notification\r\n"
+        'Content-Type: multipart/report; report-type=delivery-status; boundary="b"\r\n\r\n'
+        "--b\r\nContent-Type: text/plain\r\n\r\nReport.\r\n"
+        "--b\r\nContent-Type: message/delivery-status\r\n\r\n"
+        "Reporting-MTA: dns; mx.example.net\r\n\r\n" + "\r\n".join(parts) + "\r\n--b--\r\n"
+    ).encode()
+
+
+def test_report_on_several_recipients_is_judged_by_ours() -> None:
+    """Never by the first one listed: ours failed second is hard, ours delivered is none."""
+    raw = dsn(("x@example.com", "", "delayed", "4.4.1"), ("ada@example.com", "", "failed", "5.1.1"))
+    result = for_recipient(classify(parse(raw), NOW), "ada@example.com")
+    assert result.bounce is not None
+    assert (result.bounce.hard, result.bounce.status, result.bounce.recipient) == (
+        True, "5.1.1", "ada@example.com"
+    )  # fmt: skip
+    raw = dsn(("x@example.com", "", "failed", "5.1.1"), ("ada@example.com", "", "delivered", ""))
+    result = for_recipient(classify(parse(raw), NOW), "ADA@example.com")
+    assert result.bounce is not None
+    assert (result.bounce.delivered, result.bounce.hard, result.bounce.status) == (
+        True, False, "2.0.0"
+    )  # fmt: skip
+    # Not named in the report (matched some other way): the first failed one, as before.
+    result = for_recipient(classify(parse(raw), NOW), "bea@example.com")
+    assert result.bounce is not None
+    assert (result.bounce.recipient, result.bounce.hard) == ("x@example.com", True)
+
+
+def test_alias_that_forwards_to_several_mailboxes_is_judged_by_the_mildest() -> None:
+    """Ada's address forwards to a dead and a full mailbox: not a dead address."""
+    raw = dsn(
+        ("ada@old.example", "ada@example.com", "failed", "5.1.1"),
+        ("ada@home.example", "ada@example.com", "delayed", "4.2.2"),
+    )
+    result = for_recipient(classify(parse(raw), NOW), "ada@example.com")
+    assert result.bounce is not None
+    assert (result.bounce.hard, result.bounce.status) == (False, "4.2.2")

@@ -144,6 +144,34 @@ async def test_hard_bounce_stops_the_lead_soft_does_not(walk: Walk) -> None:
     assert events[1].delivery_id == gone.id
 
 
+async def test_report_on_several_recipients_is_judged_by_our_lead(walk: Walk) -> None:
+    """Someone else's dead address listed first: Ada's mailbox is full, she stays."""
+    ada = await sent_to(walk, "ada@example.com")
+    await walk.add("sales-old@example.com")  # a lead too: the first recipient listed
+    raw = corpus("bounce-multi-recipient", ada.message_id)
+    (result,) = await process_messages(runtime(walk), [raw])
+    assert (result.kind, result.via, result.lead_id, result.action) == (
+        EventKind.BOUNCE, "thread", ada.lead_id, None
+    )  # fmt: skip
+    event = await Event.get(kind=EventKind.BOUNCE)
+    assert (event.data["hard"], event.data["status"], event.data["recipient"]) == (
+        False, "4.2.2", "ada@example.com"
+    )  # fmt: skip
+    assert (await Lead.get(email="ada@example.com")).status == LeadStatus.ACTIVE
+    assert (await Lead.get(email="sales-old@example.com")).status == LeadStatus.ACTIVE
+    # The same report saying Ada got it: recorded, and neither a soft bounce nor a stop.
+    delivered = raw.replace(b"Action: delayed\r\nStatus: 4.2.2", b"Action: delivered\r\n"
+                            b"Status: 2.0.0").replace(b"dsn-", b"dsn-2-")  # fmt: skip
+    delivered = delivered.replace(b"<20261124081200", b"<20261124081201")
+    for _ in range(walk.app.settings.inbox.soft_bounce_limit):
+        (again,) = await process_messages(runtime(walk), [delivered])
+        delivered = delivered.replace(b"<2026112408120", b"<2026112408120x")
+    assert (again.status, again.action) == ("recorded", None)
+    assert (await Lead.get(email="ada@example.com")).status == LeadStatus.ACTIVE
+    data = [e.data for e in await Event.filter(kind=EventKind.BOUNCE).order_by("id")]
+    assert [d.get("delivered", False) for d in data] == [False, True, True, True]
+
+
 async def test_metrics_count_inbound_messages_by_kind(walk: Walk) -> None:
     """/metrics counts what the inbox recorded, by kind; a web unsubscribe (no inbound
     message) is not counted as inbound mail."""

@@ -7,7 +7,8 @@ order of the checks is the order of certainty:
    sender, or a bounce subject with an SMTP status in the body). The most specific
    enhanced code counts (the Diagnostic-Code's 5.7.1 over a generic Status 5.0.0).
    Status 5.1.x (or a 5xx "user unknown") is hard; 5.7.x is a policy/reputation block,
-   not a dead address; everything else is soft.
+   not a dead address; everything else is soft. A report on several recipients is
+   judged by the lead's own (``for_recipient``, once the message is matched).
 2. auto-reply: RFC 3834 Auto-Submitted, X-Autoreply/X-Autorespond,
    X-Auto-Response-Suppress, Precedence, a null Return-Path, an out-of-office subject,
    or an out-of-office sentence in a message that quotes nothing.
@@ -23,7 +24,7 @@ IT, NL and PT.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from nurtured.inbox.dates import fold, return_date
@@ -31,7 +32,7 @@ from nurtured.inbox.extract import has_quote, new_text
 from nurtured.inbox.parse import Inbound
 from nurtured.models import EventKind
 
-__all__ = ["Bounce", "Classification", "classify"]
+__all__ = ["Bounce", "Classification", "classify", "for_recipient", "most_specific"]
 
 
 def _phrases(*groups: str) -> re.Pattern[str]:
@@ -135,6 +136,11 @@ class Bounce:
     diagnostic: str
     recipient: str  # the failed address, lower-cased, "" when unknown
     policy: bool = False  # 5.7.x: blocked for policy or reputation, the address is fine
+    original: str = ""  # the DSN's Original-Recipient, when it names one
+    delivered: bool = False  # the report says this recipient got the message
+
+    def about(self, address: str) -> bool:
+        return bool(address) and address.lower() in (self.recipient, self.original)
 
 
 @dataclass(frozen=True)
@@ -143,7 +149,23 @@ class Classification:
     reason: str  # which rule decided, for logs and tests
     text: str = ""  # the new text, without quotes and signature
     until: datetime | None = None  # AUTO_REPLY: when the sender says they are back
-    bounce: Bounce | None = None
+    bounce: Bounce | None = None  # BOUNCE: the first failed recipient's (see for_recipient)
+    bounces: tuple[Bounce, ...] = ()  # BOUNCE: one per recipient a DSN reports on
+
+
+def for_recipient(cls: Classification, address: str) -> Classification:
+    """``cls`` judged by the status of ``address`` (the lead the message was matched
+    to) when the report names it among several recipients: another recipient's dead
+    address says nothing about ours, and ours delivered is no bounce for our lead."""
+    ours = [b for b in cls.bounces if b.about(address)]
+    if not ours:
+        return cls
+    # Several about ours (an alias that forwards to more than one mailbox): the mildest,
+    # since any copy that arrives (or may yet) proves the address alive.
+    mildest = min(ours, key=lambda b: (not b.delivered, b.hard, b.policy, b.status))
+    if mildest == cls.bounce:
+        return cls
+    return replace(cls, bounce=mildest, reason=f"{cls.reason}, recipient {address}")
 
 
 def _severity(status: str, diagnostic: str) -> tuple[bool, bool]:
@@ -173,15 +195,25 @@ def most_specific(*texts: str) -> str:
     return ".".join(best)
 
 
-def bounce_of(msg: Inbound) -> Bounce | None:
-    """The bounce in ``msg``, or None when it is not one."""
+def dsn_bounces(msg: Inbound) -> tuple[Bounce, ...]:
+    """A Bounce per recipient of an RFC 3464 report, successes (``delivered``) too."""
+    found = []
     for rcpt in msg.dsn:
-        if rcpt.action in ("delivered", "relayed", "expanded"):
-            continue
+        delivered = rcpt.action in ("delivered", "relayed", "expanded")
         status = most_specific(rcpt.status, rcpt.diagnostic)
-        status = status or ("5.0.0" if rcpt.action == "failed" else "4.0.0")
-        hard, policy = _severity(status, rcpt.diagnostic)
-        return Bounce(hard, status, rcpt.diagnostic, rcpt.recipient, policy)
+        status = status or ("2.0.0" if delivered else "5.0.0" if rcpt.action == "failed"
+                            else "4.0.0")  # fmt: skip
+        hard, policy = (False, False) if delivered else _severity(status, rcpt.diagnostic)
+        found.append(Bounce(hard, status, rcpt.diagnostic, rcpt.recipient, policy,
+                            rcpt.original, delivered))  # fmt: skip
+    return tuple(found)
+
+
+def bounce_of(msg: Inbound) -> Bounce | None:
+    """The bounce in ``msg`` (a DSN's first failed recipient), or None when it is none."""
+    for bounce in dsn_bounces(msg):
+        if not bounce.delivered:
+            return bounce
     if msg.is_report and msg.dsn:
         return None  # a report of success ("delivered", "relayed")
     from_bounce = bool(_BOUNCE_FROM.match(msg.from_addr)) or not msg.from_addr
@@ -231,7 +263,7 @@ def classify(
     bounce = bounce_of(msg)
     if bounce is not None:
         why = "DSN" if msg.dsn else "non-standard bounce"
-        return Classification(EventKind.BOUNCE, why, bounce=bounce)
+        return Classification(EventKind.BOUNCE, why, bounce=bounce, bounces=dsn_bounces(msg))
 
     text = new_text(msg.text)
     folded_subject = fold(msg.subject)

@@ -82,7 +82,7 @@ def _tokens(msg: Inbound, ids: Sequence[str], domains: frozenset[str]) -> list[s
 
 def _addresses(msg: Inbound, cls: Classification) -> list[str]:
     if cls.kind == EventKind.BOUNCE:
-        found = [r.recipient for r in msg.dsn if r.recipient]
+        found = [a for r in msg.dsn for a in (r.recipient, r.original) if a]
         if cls.bounce is not None and cls.bounce.recipient:
             found.append(cls.bounce.recipient)
         found.extend(re.findall(r"[^\s<>\"',;:]+@[^\s<>\"',;:]+", msg.returned.get("to", "")))

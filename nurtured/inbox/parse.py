@@ -36,10 +36,11 @@ _RECIPIENT_HEADERS = ("to", "cc", "delivered-to", "x-original-to", "envelope-to"
 class DsnRecipient:
     """One per-recipient block of an RFC 3464 delivery-status report."""
 
-    recipient: str
+    recipient: str  # Final-Recipient (else Original-Recipient), lower-cased
     action: str
     status: str
     diagnostic: str
+    original: str = ""  # Original-Recipient, lower-cased: the address we sent to
 
 
 @dataclass(frozen=True)
@@ -130,6 +131,11 @@ def _body_text(msg: Message) -> str:
     return text[:MAX_TEXT]
 
 
+def _dsn_address(value: object) -> str:
+    """``rfc822; <Ada@Example.com>`` -> ``ada@example.com``."""
+    return decode_text(value).rpartition(";")[2].strip().strip("<>").lower()
+
+
 def _dsn(msg: Message) -> tuple[tuple[DsnRecipient, ...], dict[str, str]]:
     recipients: list[DsnRecipient] = []
     returned: dict[str, str] = {}
@@ -143,13 +149,15 @@ def _dsn(msg: Message) -> tuple[tuple[DsnRecipient, ...], dict[str, str]]:
                 if not isinstance(block, Message):
                     continue
                 status = decode_text(block.get("Status", ""))
-                rcpt = decode_text(block.get("Final-Recipient") or block.get("Original-Recipient"))
+                original = _dsn_address(block.get("Original-Recipient"))
+                rcpt = _dsn_address(block.get("Final-Recipient")) or original
                 if status or rcpt:
                     recipients.append(DsnRecipient(
-                        recipient=rcpt.rpartition(";")[2].strip().strip("<>").lower(),
+                        recipient=rcpt,
                         action=decode_text(block.get("Action", "")).lower(),
                         status=status.split()[0] if status else "",
                         diagnostic=decode_text(block.get("Diagnostic-Code", ""))[:500],
+                        original=original,
                     ))  # fmt: skip
         elif ctype in ("message/rfc822", "text/rfc822-headers") and not returned:
             inner = part.get_payload()

@@ -23,7 +23,7 @@ from typing import Any
 
 from nurtured.alerts import AlertRequest, alert_many
 from nurtured.app import App, Runtime
-from nurtured.inbox.classify import Classification, classify
+from nurtured.inbox.classify import Classification, classify, for_recipient
 from nurtured.inbox.match import Match, match_all
 from nurtured.inbox.parse import Inbound, parse
 from nurtured.message import domain_of
@@ -108,6 +108,8 @@ def _data(msg: Inbound, cls: Classification, kind: EventKind, found: Match) -> d
         data.update(hard=b.hard, status=b.status, diagnostic=b.diagnostic, recipient=b.recipient)
         if b.policy:
             data["policy"] = True
+        if b.delivered:  # a report on several recipients that says ours got it
+            data["delivered"] = True
     return data
 
 
@@ -154,6 +156,8 @@ async def process_messages(runtime: Runtime, raws: Sequence[bytes]) -> list[Resu
     messages = [parse(raw) for raw in raws]
     classes = [_classify(msg, now, unsubscribe) for msg in messages]
     matches = await match_all(list(zip(messages, classes, strict=True)), our_domains(app))
+    # A report on several recipients is judged by ours, never by the first one listed.
+    classes = [for_recipient(c, m.lead_email) for c, m in zip(classes, matches, strict=True)]
 
     refs = [ref_of(msg) for msg in messages]
     seen = {r for (r,) in await Event.filter(ref__in=list(set(refs))).values_list("ref")}
