@@ -175,3 +175,24 @@ def test_alias_that_forwards_to_several_mailboxes_is_judged_by_the_mildest() -> 
     result = for_recipient(classify(parse(raw), NOW), "ada@example.com")
     assert result.bounce is not None
     assert (result.bounce.hard, result.bounce.status) == (False, "4.2.2")
+
+
+def test_full_mailbox_notice_from_a_mail_system_is_a_soft_bounce() -> None:
+    """No bounce subject, no status code, no "still trying": a full mailbox is soft."""
+    raw = (
+        "From: Postmaster <postmaster@beispiel.de>\r\nSubject: Benachrichtigung\r\n"
+        "Auto-Submitted: auto-replied\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
+        "Das Postfach des Empfängers ist voll.\r\n"
+    ).encode()
+    result = classify(parse(raw), NOW)
+    assert result.kind == EventKind.BOUNCE, result.reason
+    assert result.bounce is not None
+    assert (result.bounce.hard, result.bounce.status) == (False, "4.0.0")
+
+
+def test_a_person_whose_mailbox_is_full_is_no_bounce() -> None:
+    """The same words from a person (not a mail system) are a reply or an auto-reply."""
+    raw = b"From: anna@beispiel.de\r\nSubject: Re: intro\r\n\r\nMein Postfach ist voll, ok.\r\n"
+    assert classify(parse(raw), NOW).kind == EventKind.REPLY
+    auto = raw.replace(b"Subject:", b"Auto-Submitted: auto-replied\r\nSubject:")
+    assert classify(parse(auto), NOW).kind == EventKind.AUTO_REPLY

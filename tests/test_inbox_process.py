@@ -172,6 +172,19 @@ async def test_report_on_several_recipients_is_judged_by_our_lead(walk: Walk) ->
     assert [d.get("delivered", False) for d in data] == [False, True, True, True]
 
 
+async def test_delay_notice_is_a_soft_bounce_not_an_out_of_office(walk: Walk) -> None:
+    """A postmaster's "not delivered yet" notice neither pauses the lead nor stops it."""
+    gone = await sent_to(walk, "gone@example.com")
+    raw = corpus("delay-en-exim", gone.message_id)
+    (result,) = await process_messages(runtime(walk), [raw])
+    assert (result.kind, result.delivery_id, result.action) == (EventKind.BOUNCE, gone.id, None)
+    event = await Event.get(kind=EventKind.BOUNCE)
+    assert (event.data["hard"], event.data["status"]) == (False, "4.2.2")
+    enrollment = await Enrollment.get(lead__email="gone@example.com", active_lead__not_isnull=True)
+    assert enrollment.state == EnrollmentState.ACTIVE
+    assert await Event.filter(kind=EventKind.AUTO_REPLY).count() == 0
+
+
 async def test_metrics_count_inbound_messages_by_kind(walk: Walk) -> None:
     """/metrics counts what the inbox recorded, by kind; a web unsubscribe (no inbound
     message) is not counted as inbound mail."""

@@ -4,7 +4,9 @@ Pure: an ``Inbound`` (and ``now``, for return dates) in, a ``Classification`` ou
 order of the checks is the order of certainty:
 
 1. bounce: an RFC 3464 multipart/report DSN, or a non-standard one (a mailer-daemon
-   sender, or a bounce subject with an SMTP status in the body). The most specific
+   sender with a bounce subject, or with a delay or full-mailbox notice whatever the
+   subject, or a bounce subject with an SMTP status in the body). A notice that the
+   mail system is still trying is soft. The most specific
    enhanced code counts (the Diagnostic-Code's 5.7.1 over a generic Status 5.0.0).
    Status 5.1.x (or a 5xx "user unknown") is hard; 5.7.x is a policy/reputation block,
    not a dead address; everything else is soft. A report on several recipients is
@@ -116,6 +118,41 @@ _BOUNCE_SUBJECT = _phrases(
     r"onbestelbaar|niet afgeleverd|bezorging mislukt",
     r"nao entregue|falha na entrega|nao foi possivel entregar|devolvida",
 )
+# A delivery that has not happened yet, in a mail system's own notice: the mail system is
+# still trying, so the address is not dead (a soft bounce, whatever the subject says).
+_PENDING = _phrases(
+    r"(delivery|message|mail) (has been |is |was )?(delayed|deferred)|delayed (delivery|mail)|"
+    r"has not (yet )?been delivered|not (yet )?been delivered yet|still (undelivered|pending)|"
+    r"will (keep|continue) (trying|to try)|will (be )?retr(y|ied)|(is|still) being retried|"
+    r"delivery attempts will continue|warning (message )?only|do not need to resend",
+    r"noch nicht (zugestellt|ausgeliefert)|zustellung (wurde |ist )?verzogert|verzogert|"
+    r"(weiterhin|erneut) (zu )?versuch(en|t)|weitere zustellversuche|"
+    r"nur eine warnung",
+    r"n'a pas encore ete (remis|distribue|delivre)|pas encore ete (remis|distribue)|"
+    r"(remise|distribution|livraison) (differee|retardee|en attente)|nouvelles tentatives|"
+    r"(continuera|continuerons) (a|d')essayer|sera (a nouveau )?retente",
+    r"(aun|todavia) no se ha (podido )?entregado|(entrega|envio) (retrasada|retrasado|demorada|"
+    r"diferida)|seguira intentando(lo)?|se volvera a intentar|reintentara",
+    r"non e ancora stato (recapitato|consegnato)|non (ancora|e stato ancora) (recapitato|"
+    r"consegnato)|(consegna|recapito) (ritardata|ritardato|in ritardo|differita)|"
+    r"continuera a (provare|tentare)|ritentera|nuovi tentativi",
+    r"nog niet (afgeleverd|bezorgd)|(bezorging|aflevering) (is )?vertraagd|"
+    r"blijft (het )?(proberen|opnieuw proberen)|wordt opnieuw geprobeerd",
+    r"ainda nao (foi )?entregue|(entrega|envio) (atrasada|atrasado|adiada|adiado)|"
+    r"continuara (a )?tentar|continuaremos (a )?tentar|tentara novamente|nova tentativa",
+)
+# A full mailbox: the address is fine, the mail system may or may not try again.
+_FULL = _phrases(
+    r"(mailbox|inbox) (?:[^\s.;:]+ ){0,4}(is )?full|over (its |the )?quota|quota exceeded|"
+    r"exceeded (the |his |her |its )?(storage|quota)",
+    r"postfach (?:[^\s.;:]+ ){0,4}voll|speicherplatz (?:[^\s.;:]+ ){0,3}(voll|uberschritten)",
+    r"boite (?:[^\s.;:]+ ){0,5}pleine|quota (est )?depasse",
+    r"buzon (?:[^\s.;:]+ ){0,4}lleno|cuota (excedida|superada)",
+    r"casella (?:[^\s.;:]+ ){0,4}piena|quota (superata|esaurita)",
+    r"(mailbox|postvak|postbus) (?:[^\s.;:]+ ){0,4}vol",
+    r"caixa (?:[^\s.;:]+ ){0,5}cheia|cota (excedida|esgotada)",
+)
+
 _STATUS = re.compile(r"(?<![\d.])([245])\.([0-7])\.(\d{1,3})(?![\d.])")
 _SMTP_CODE = re.compile(r"(?<!\d)([45]\d\d)[ -]")
 _DEAD = _phrases(
@@ -218,7 +255,10 @@ def bounce_of(msg: Inbound) -> Bounce | None:
         return None  # a report of success ("delivered", "relayed")
     from_bounce = bool(_BOUNCE_FROM.match(msg.from_addr)) or not msg.from_addr
     subject_bounce = bool(_BOUNCE_SUBJECT.search(fold(msg.subject)))
-    if not (from_bounce and (subject_bounce or msg.is_report)) and not (
+    folded = fold(msg.text[:20_000])
+    pending = bool(_PENDING.search(folded))
+    soft = pending or bool(_FULL.search(folded))
+    if not (from_bounce and (subject_bounce or msg.is_report or soft)) and not (
         subject_bounce and _STATUS.search(msg.text)
     ):
         return None
@@ -228,14 +268,16 @@ def bounce_of(msg: Inbound) -> Bounce | None:
         status = f"{code.group(1)[0]}.0.0"
     line = _DIAG.search(msg.text)
     diagnostic = line.group(0).strip()[:500] if line else ""
-    hard, policy = _severity(status or "5.0.0", f"{diagnostic}\n{msg.text[:5000]}")
+    status = status or ("4.0.0" if soft else "5.0.0")
+    hard, policy = _severity(status, f"{diagnostic}\n{msg.text[:5000]}")
+    hard = hard and not pending  # still trying: whatever failed so far, it is not final
     recipient = ""
     for header in ("x-failed-recipients", "original-recipient", "final-recipient"):
         value = msg.header(header).rpartition(";")[2].strip().strip("<>").lower()
         if "@" in value:
             recipient = value
             break
-    return Bounce(hard, status or "5.0.0", diagnostic, recipient, policy)
+    return Bounce(hard, status, diagnostic, recipient, policy)
 
 
 def _auto_header(msg: Inbound) -> str | None:

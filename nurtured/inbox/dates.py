@@ -51,6 +51,7 @@ def fold(text: str) -> str:
     """Lower-case, accents removed, whitespace collapsed: what phrases are matched on."""
     decomposed = unicodedata.normalize("NFKD", text)
     plain = "".join(c for c in decomposed if not unicodedata.combining(c))
+    plain = plain.replace("\u2019", "'").replace("\u02bc", "'")  # typographic apostrophes
     return " ".join(plain.casefold().replace("ß", "ss").split())
 
 
