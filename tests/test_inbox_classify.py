@@ -12,6 +12,7 @@ import pytest
 from nurtured.inbox.classify import classify, for_recipient, most_specific
 from nurtured.inbox.dates import return_date
 from nurtured.inbox.extract import new_text
+from nurtured.inbox.lang import language, month_first
 from nurtured.inbox.parse import parse
 from nurtured.models import EventKind
 
@@ -116,6 +117,58 @@ def test_return_dates(text: str, until: str) -> None:
     found = return_date(text, NOW)
     assert found is not None
     assert found.date().isoformat() == until
+
+
+@pytest.mark.parametrize(
+    ("text", "month_first", "until"),
+    [
+        ("jusqu'au 12/01", False, "2027-01-13"),  # day first, next 12 January
+        ("until 12/01", True, "2026-12-02"),  # American: December 1
+        ("until 12/01/2026", True, "2026-12-02"),
+        ("back 25/12", True, "2026-12-26"),  # only day first makes a date
+        ("bis 01.12.", True, "2026-12-02"),  # dotted dates are day first everywhere
+        ("fino al 30/11", False, "2026-12-01"),
+    ],
+)
+def test_numeric_dates_follow_the_writers_calendar(
+    text: str, month_first: bool, until: str
+) -> None:
+    found = return_date(text, NOW, month_first=month_first)
+    assert found is not None
+    assert found.date().isoformat() == until
+
+
+@pytest.mark.parametrize(
+    ("header", "text", "lang", "first"),
+    [
+        ("en-US", "", "en-us", True),
+        ("en-GB", "I am out of the office", "en-gb", False),
+        ("", "I am out of the office until 12/01, thank you", "en", True),
+        ("", "Je suis absente jusqu'au 12/01, merci", "fr", False),
+        ("", "Ich bin bis 12/01 nicht im Büro, vielen Dank", "de", False),
+        ("", "Estoy fuera de la oficina hasta el 12/01, gracias", "es", False),
+        ("", "Sono fuori ufficio fino al 12/01, grazie", "it", False),
+        ("", "Ik ben afwezig tot 12/01, bedankt", "nl", False),
+        ("", "Estou fora do escritório até 12/01, obrigado", "pt", False),
+        ("fr-CA, en", "I am away", "fr-ca", False),  # the header decides
+        ("", "12/01", "", False),  # no words: day first, like six of our seven languages
+    ],
+)
+def test_language_and_calendar_order(header: str, text: str, lang: str, first: bool) -> None:
+    assert language(header, text) == lang
+    assert month_first(lang) is first
+
+
+def test_return_date_counts_from_the_message_date_not_the_clock() -> None:
+    """Dated 28 December, "jusqu'au 03/01" is next January, whatever ``now`` says."""
+    raw = (
+        b"From: claire@exemple.fr\r\nSubject: Absence\r\nAuto-Submitted: auto-replied\r\n"
+        b"Date: Mon, 28 Dec 2026 09:00:00 +0100\r\n\r\n"
+        b"Je suis absente jusqu'au 03/01. Merci.\r\n"
+    )
+    result = classify(parse(raw), datetime(2026, 1, 2, tzinfo=UTC))
+    assert result.until is not None
+    assert result.until.date().isoformat() == "2027-01-04"
 
 
 def test_no_date_or_far_future_gives_no_return_date() -> None:

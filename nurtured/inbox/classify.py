@@ -31,6 +31,7 @@ from datetime import datetime
 
 from nurtured.inbox.dates import fold, return_date
 from nurtured.inbox.extract import has_quote, new_text
+from nurtured.inbox.lang import language, month_first
 from nurtured.inbox.parse import Inbound
 from nurtured.models import EventKind
 
@@ -317,7 +318,8 @@ def classify(
     if auto is None and _AUTO_BODY.search(folded_text) and not has_quote(msg.text):
         auto = "out-of-office text"
     if auto is not None:
-        until = return_date(f"{msg.subject}\n{text}", sent)
+        lang = language(msg.header("content-language"), f"{msg.subject}\n{text}")
+        until = return_date(f"{msg.subject}\n{text}", sent, month_first=month_first(lang))
         return Classification(EventKind.AUTO_REPLY, auto, text=text, until=until)
 
     if unsubscribe_addresses & {r.lower() for r in msg.recipients}:
