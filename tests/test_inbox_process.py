@@ -76,6 +76,22 @@ async def test_reply_stops_the_stream_and_alerts_sales(walk: Walk) -> None:
     assert result.alert == alert["Message-ID"]
 
 
+async def test_reply_with_broken_mime_keeps_its_text_for_sales(walk: Walk) -> None:
+    """Delimiters that match no boundary: the text is recovered, the alert is not empty."""
+    delivery = await sent_to(walk, "ada@example.com")
+    raw = corpus("reply-en-broken-boundary", delivery.message_id)
+    (result,) = await process_messages(runtime(walk), [raw])
+    assert (result.status, result.kind) == ("recorded", EventKind.REPLY)
+    assert "StartBoundaryNotFoundDefect" in result.defects
+    assert result.text.startswith("Yes, we would like a quote for 40 seats.")
+    event = await Event.get(kind=EventKind.REPLY)
+    assert event.data["text"].startswith("Yes, we would like a quote for 40 seats.")
+    (alert,) = alerts(walk)
+    body = alert.get_body(("plain",))
+    assert body is not None
+    assert "Yes, we would like a quote for 40 seats." in body.get_content()
+
+
 async def test_same_message_twice_counts_once(walk: Walk) -> None:
     """Replayed after a crash (processed, not flagged), a reply is recognised, not re-alerted."""
     delivery = await sent_to(walk, "ada@example.com")

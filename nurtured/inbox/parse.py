@@ -3,6 +3,8 @@
 Mail from the outside is untrusted and often broken: malformed MIME, unknown charsets,
 undecodable headers, gigantic or empty bodies. Everything here degrades to "less known"
 (empty strings, ``None``) and notes what went wrong in ``defects``; nothing is thrown.
+A body whose MIME structure is broken (a boundary that matches no delimiter line, a part
+cut off, no closing delimiter) keeps the text that can be recovered from its bytes.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ _TAG = re.compile(r"<[^>]*>")
 _HIDDEN = re.compile(r"<(script|style|head)\b.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
 _BLOCK = re.compile(r"<\s*(br|/p|/div|/tr|/li|/h\d|/blockquote)\b[^>]*>", re.IGNORECASE)
 _T = TypeVar("_T")
+_DELIMITER = re.compile(rb"^--[^\s]{1,200}[ \t]*\r?$", re.MULTILINE)  # a multipart delimiter
+_HEADER_LINE = re.compile(rb"^[A-Za-z][A-Za-z0-9-]{0,76}:")
 _RECIPIENT_HEADERS = ("to", "cc", "delivered-to", "x-original-to", "envelope-to")
 
 
@@ -90,7 +94,13 @@ def _charset_decode(payload: bytes, charset: str | None) -> str:
             continue
         try:
             return payload.decode(candidate)
-        except (LookupError, UnicodeDecodeError, ValueError):
+        except UnicodeDecodeError as exc:
+            if exc.start >= len(payload) - 3 and exc.reason == "unexpected end of data":
+                # A truncated part (or our own cut) ends inside a character: drop it.
+                with contextlib.suppress(UnicodeDecodeError):
+                    return payload[: exc.start].decode(candidate)
+            continue
+        except (LookupError, ValueError):
             continue
     return payload.decode("latin-1")  # never fails: every byte is a character
 
@@ -110,12 +120,16 @@ def _part_text(part: Message) -> str:
     return _charset_decode(payload[: MAX_TEXT * 4], charset)
 
 
-def _body_text(msg: Message) -> str:
-    """The first text/plain part that is not an attachment, else the first text/html."""
+def _texts(msg: Message, depth: int = 0) -> tuple[str | None, str | None]:
+    """(the first text/plain part that is not an attachment, the first text/html)."""
     plain: str | None = None
     markup: str | None = None
     for part in msg.walk():
         if part.get_content_maintype() == "multipart":
+            if not part.is_multipart() and depth < 3:  # its parts were never found
+                found = _recovered(part, depth)
+                plain = plain if plain is not None else found[0]
+                markup = markup if markup is not None else found[1]
             continue
         if part.get_content_type() in ("message/rfc822", "message/delivery-status"):
             continue
@@ -126,6 +140,38 @@ def _body_text(msg: Message) -> str:
             plain = _part_text(part)
         elif ctype == "text/html" and markup is None:
             markup = _part_text(part)
+    return plain, markup
+
+
+def _recovered(part: Message, depth: int) -> tuple[str | None, str | None]:
+    """The texts of a multipart whose parts the parser could not find (its boundary is
+    missing or matches none of the delimiter lines): every chunk between lines that look
+    like delimiters, read as a part of its own; a chunk without headers is plain text."""
+    data = part.get_payload(decode=True)  # the bytes as they came
+    if not isinstance(data, bytes) or not data.strip():
+        return None, None
+    plain: str | None = None
+    markup: str | None = None
+    loose: list[str] = []
+    for chunk in _DELIMITER.split(data):
+        chunk = chunk.lstrip(b"\r\n")
+        if not chunk.strip():
+            continue
+        if _HEADER_LINE.match(chunk):
+            found = _texts(email.message_from_bytes(chunk), depth + 1)
+            plain = plain if plain is not None else found[0]
+            markup = markup if markup is not None else found[1]
+        else:
+            loose.append(_charset_decode(chunk[: MAX_TEXT * 4], part.get_content_charset()))
+    if plain is None and markup is None and loose:
+        plain = "\n".join(loose)
+    return plain, markup
+
+
+def _body_text(msg: Message) -> str:
+    """The first text/plain part that is not an attachment, else the first text/html;
+    from broken MIME (boundary mismatch, truncated parts) whatever can be recovered."""
+    plain, markup = _texts(msg)
     text = plain if plain and plain.strip() else html_to_text(markup or "")
     text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "")
     return text[:MAX_TEXT]
