@@ -86,6 +86,67 @@ def test_quoted_unsubscribe_footer_is_not_a_request() -> None:
     assert classify(parse(raw), NOW).kind == EventKind.REPLY
 
 
+UNSUBSCRIBE_REQUESTS = {
+    "en": ["Please unsubscribe me.", "Take me off your mailing list.", "Opt me out.",
+           "I no longer wish to receive these emails.", "I don't want any more emails."],
+    "de": ["Bitte abmelden.", "Ich möchte keine E-Mails mehr erhalten.",
+           "Bitte keine weiteren Mails.", "Streichen Sie mich von Ihrer Liste."],
+    "fr": ["Merci de me désabonner.", "Je ne veux plus recevoir vos e-mails.",
+           "Désinscrivez-moi s’il vous plaît.", "Supprimez mon adresse de votre liste."],
+    "es": ["Por favor, darme de baja.", "No quiero recibir más correos.",
+           "Deseo cancelar la suscripción.", "Bórrenme de la lista de correo."],
+    "it": ["Cancellami dalla lista.", "Non voglio più ricevere queste email.",
+           "Vi prego di cancellarmi.", "Toglietemi dalla vostra lista.",
+           "Non desidero più ricevere comunicazioni."],
+    "nl": ["Graag afmelden.", "Ik wil geen e-mails meer ontvangen.",
+           "Haal mij van de mailinglijst.", "Stuur mij geen berichten meer."],
+    "pt": ["Quero descadastrar o meu e-mail.", "Remover da lista, por favor.",
+           "Não quero receber mais e-mails.", "Não quero mais receber.",
+           "Cancelar a minha inscrição.", "Tirem-me da vossa lista.", "Me tire da lista."],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("lang", "request_text"),
+    [(lang, text) for lang, texts in UNSUBSCRIBE_REQUESTS.items() for text in texts],
+)
+def test_unsubscribe_requests_in_every_language(lang: str, request_text: str) -> None:
+    """In the new text of a reply that quotes us, in each language the README names."""
+    raw = (
+        "From: lead@example.com\r\nSubject: Re: intro\r\n"
+        "Content-Type: text/plain; charset=utf-8\r\n\r\n"
+        f"{request_text}\r\n\r\nOn Mon, 23 Nov 2026, Acme <hello@acme.example> wrote:\r\n"
+        "> Hello,\r\n> Unsubscribe: https://t.acme.example/u/xyz\r\n"
+    ).encode()
+    result = classify(parse(raw), NOW)
+    assert result.kind == EventKind.UNSUBSCRIBE, (lang, result.reason)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I got no emails from you yet, can you resend?",
+        "Wir haben keine Mails bekommen.",
+        "Non voglio più aspettare: chiamatemi oggi.",
+        "Não quero perder o webinar, obrigado.",
+        "No quiero esperar más, llámenme.",
+    ],
+)
+def test_words_near_an_unsubscribe_request_are_a_reply(text: str) -> None:
+    raw = f"From: lead@example.com\r\nSubject: Re: intro\r\n\r\n{text}\r\n".encode()
+    assert classify(parse(raw), NOW).kind == EventKind.REPLY
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["Ich bin derzeit nicht im Büro.", "Ik ben momenteel afwezig.", "I'm currently away."],
+)
+def test_out_of_office_sentences_with_optional_words(text: str) -> None:
+    """Optional words inside a phrase ("derzeit ") keep their spaces in the pattern."""
+    raw = f"From: lead@example.com\r\nSubject: intro\r\n\r\n{text}\r\n".encode()
+    assert classify(parse(raw), NOW).kind == EventKind.AUTO_REPLY
+
+
 def test_message_to_the_unsubscribe_address_is_an_unsubscribe() -> None:
     raw = b"From: a@example.com\r\nTo: unsubscribe@acme.example\r\nSubject: x\r\n\r\n\r\n"
     kind = classify(parse(raw), NOW, unsubscribe_addresses=UNSUBSCRIBE).kind

@@ -38,10 +38,23 @@ from nurtured.models import EventKind
 __all__ = ["Bounce", "Classification", "classify", "for_recipient", "most_specific"]
 
 
+# What <mails> and <w> stand for in phrases: the words for "emails" in our languages, and
+# one word of filler ("keine <w>{0,2}<mails> mehr": "keine weiteren E-Mails mehr").
+_WORDS = {
+    "<mails>": r"(?:e-?mails?|mails?|messages?|newsletters?|courriels?|correos?|mensagens?|"
+    r"mensajes?|nachrichten|berichten|nieuwsbrieven|comunicazioni|comunicacoes)",
+    "<w>": r"(?:[^\s.,;:!?]+ )",
+}
+
+
 def _phrases(*groups: str) -> re.Pattern[str]:
-    """One pattern from "|"-separated phrase lists; a phrase may contain regex."""
-    parts = [p.strip() for group in groups for p in group.split("|") if p.strip()]
-    return re.compile(r"(?<!\w)(?:" + "|".join(parts) + r")(?!\w)")
+    """One pattern from "|"-separated phrase lists (one per language), whole words only;
+    a phrase is a regex, spaces included ("(la |mi )?suscripcion")."""
+    parts = [group.strip().strip("|") for group in groups if group.strip()]
+    pattern = "|".join(parts)
+    for word, regex in _WORDS.items():
+        pattern = pattern.replace(word, regex)
+    return re.compile(r"(?<!\w)(?:" + pattern + r")(?!\w)")
 
 
 _AUTO_SUBJECT = _phrases(
@@ -77,21 +90,38 @@ _AUTO_BODY = _phrases(
     r"de ferias)|esta e uma resposta automatica",
 )
 _UNSUBSCRIBE = _phrases(
-    r"unsubscribe|remove me|take me off|stop (e-?mailing|sending|contacting)|"
-    r"no (more|further) e-?mails|opt(-| )?out|do not (contact|e-?mail) me|"
-    r"don't (contact|e-?mail) me|remove my (e-?mail|address)",
-    r"abmelden|austragen|abbestellen|entfernen sie mich|nehmen sie mich .{0,30}(raus|heraus)|"
-    r"keine (weiteren )?e-?mails mehr|aus (ihrem|dem) verteiler|"
-    r"nicht mehr (kontaktieren|anschreiben|zuschicken)",
-    r"desabonner|desinscrire|desinscription|desabonnement|retirez-moi|supprimez-moi|"
-    r"ne (plus|pas) recevoir|arretez de m'envoyer|ne m'envoyez plus",
-    r"darme de baja|dar de baja|denme de baja|no me envien mas|eliminenme|quitenme|"
-    r"dejen de enviar(me)?|cancelar (la )?suscripcion|anular (la )?suscripcion",
-    r"disiscrivi(mi)?|disiscrizione|cancellami|rimuovetemi|rimuovermi|non inviatemi piu|"
-    r"annulla(re)? (l')?iscrizione|smettete di (inviarmi|scrivermi)",
-    r"afmelden|uitschrijven|verwijder (mij|me)|geen (e-?mails|mails) meer|stop met mailen",
-    r"descadastrar|descadastre-me|cancelar (a )?inscricao|remover-me|removam-me|me remova|"
-    r"parem de (enviar|me enviar)|nao quero (mais )?receber|nao enviem mais",
+    r"unsubscribe|remove me|take me off|opt(-| )?(me )?out|"
+    r"stop (e-?mailing|sending|contacting|writing to)|no (more|further) <mails>|"
+    r"(do not|don't|dont) (contact|e-?mail|write to) me|"
+    r"remove my (e-?mail|address|name)|take my (e-?mail|address|name) off|"
+    r"(no longer|do not|don't|dont) (wish|want) to (receive|get) <w>{0,2}(<mails>|these|them)|"
+    r"(do not|don't|dont) want (to (receive|get) )?any more <mails>|"
+    r"delete (me|my (e-?mail|address)) from",
+    r"abmelden|austragen|abbestellen|(entfernen|streichen|loschen) sie mich|"
+    r"nehmen sie mich .{0,30}(raus|heraus)|keine weiteren <mails>|keine <w>{0,2}<mails> mehr|"
+    r"aus (ihrem|dem) verteiler|nicht mehr (kontaktieren|anschreiben|zuschicken)",
+    r"desabonner|desinscri(re|vez|ption)|desabonnement|retirez-moi|supprimez-moi|"
+    r"ne (plus|pas) recevoir|ne (veux|souhaite|desire) plus (recevoir|etre contacte)|"
+    r"arretez de m'envoyer|ne m'envoyez plus|"
+    r"(retirer|supprimer|retirez|supprimez|enlevez|effacez) (mon adresse|mon e-?mail|"
+    r"mon courriel|moi) (de|des) (votre|vos|la|cette) liste",
+    r"darme de baja|dar de baja|denme de baja|darse de baja|no me envien mas|eliminenme|"
+    r"quitenme|borrenme|saquenme|dejen de enviar(me)?|(cancelar|anular) (la |mi )?suscripcion|"
+    r"no (quiero|deseo) (recibir|seguir recibiendo) <w>{0,2}(mas|<mails>)|"
+    r"(eliminar|quitar|borrar|sacar)(me)? de (la|su|vuestra|esta) lista",
+    r"disiscriv(i|imi|ermi|etemi)|disiscrizione|cancella(mi|rmi|temi)|rimuovetemi|rimuovermi|"
+    r"toglietemi|toglimi|non (inviatemi|mandatemi|scrivetemi) piu|"
+    r"annulla(re)? (l')?iscrizione|smettete di (inviarmi|scrivermi|mandarmi)|"
+    r"non (voglio|desidero) (piu )?ricevere|"
+    r"(rimuovere|togliere|cancellare) (il mio indirizzo|la mia (e-?mail|mail)|mi) dalla "
+    r"(vostra |sua |mailing )?lista",
+    r"afmelden|uitschrijven|verwijder (mij|me)|geen <w>{0,2}<mails> meer|stop met mailen|"
+    r"haal (mij|me) <w>{0,2}(van|uit) (de|uw|jullie) (mailing)?lijst",
+    r"descadastr(ar|e|em|o)|descadastre-me|cancelar (a |minha |a minha )?(inscricao|assinatura)|"
+    r"remover-me|removam-me|remova-me|me (remova|remover|removam|tire|tirem|retire)|"
+    r"parem de (me )?enviar|nao (quero|desejo) (mais )?receber|nao enviem mais|"
+    r"(remover|retirar|tirar|tirem|tire|retirem|removam|remova)(-me)? (da|de) "
+    r"(vossa |sua |minha )?lista",
 )
 _FORWARD_SUBJECT = re.compile(
     r"^\s*(?:(?:re|aw|sv|antw|r|rif|res)\s*:\s*)*"
