@@ -43,12 +43,14 @@ SLICE = 0.002
 # at once), a policy block (5.7.x: nothing wrong with the address) and a report on several
 # recipients that says this lead got the message.
 _NOT_SOFT = ("hard", "policy", "delivered")
+# Feedback reports (RFC 5965, 6591) that do not say the lead marked us as spam.
+NOT_COMPLAINTS = ("not-spam", "auth-failure")
 
 
 @dataclass(frozen=True)
 class Signal:
     lead_id: int
-    kind: EventKind  # CLICK, OPEN, REPLY, AUTO_REPLY, BOUNCE, UNSUBSCRIBE, FORWARD
+    kind: EventKind  # CLICK, OPEN, REPLY, AUTO_REPLY, BOUNCE, UNSUBSCRIBE, FORWARD, COMPLAINT
     at: datetime
     delivery_id: int | None = None
     tag: str | None = None  # a clicked link's tag, e.g. "interest:product-b"
@@ -241,6 +243,11 @@ class _Batch:
                 action = self.stop(s, LeadStatus.BOUNCED, signal.at, why)
         elif kind == EventKind.UNSUBSCRIBE and lead.status != LeadStatus.UNSUBSCRIBED:
             action = self.stop(s, LeadStatus.UNSUBSCRIBED, signal.at, "unsubscribed")
+        elif (kind == EventKind.COMPLAINT and lead.status != LeadStatus.UNSUBSCRIBED
+              and data.get("feedback_type") not in NOT_COMPLAINTS):  # fmt: skip
+            # Marked as spam: suppressed at once, like an unsubscribe ("not-spam" and
+            # "auth-failure" reports are no complaint: recorded, nothing more).
+            action = self.stop(s, LeadStatus.UNSUBSCRIBED, signal.at, "complaint")
 
         stream = self.stream(s)
         if action is None and stream is not None and after > before:

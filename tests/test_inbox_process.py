@@ -241,6 +241,65 @@ async def test_unsubscribe_in_words_opts_out_at_once(walk: Walk) -> None:
     assert alerts(walk) == []
 
 
+def complaint(name: str, delivery: Delivery, lead: str, message_id: str = "") -> bytes:
+    raw = corpus(name, message_id or delivery.message_id)
+    return raw.replace(b"REPLACE-TOKEN", delivery.token.encode()).replace(
+        b"REPLACE-RCPT", lead.encode()
+    )
+
+
+async def test_feedback_loop_complaint_unsubscribes_at_once(walk: Walk) -> None:
+    """Yahoo's ARF report (subject "FW: ...") is a complaint: matched by our Message-ID in
+    the returned message, the lead unsubscribed and its stream ended; no reply, no alert."""
+    delivery = await sent_to(walk, "ada@example.com")
+    raw = complaint("complaint-yahoo-arf", delivery, "ada@example.com")
+    (result,) = await process_messages(runtime(walk), [raw])
+    assert (result.status, result.kind, result.via, result.delivery_id, result.action) == (
+        "recorded", EventKind.COMPLAINT, "thread", delivery.id, "unsubscribed"
+    )  # fmt: skip
+    lead = await Lead.get(email="ada@example.com")
+    assert lead.status == LeadStatus.UNSUBSCRIBED
+    assert await Enrollment.filter(lead_id=lead.id, active_lead__not_isnull=True).count() == 0
+    event = await Event.get(kind=EventKind.COMPLAINT)
+    assert (event.data["feedback_type"], event.data["user_agent"]) == (
+        "abuse", "Yahoo!-Mail-Feedback/2.0"
+    )  # fmt: skip
+    kinds = {e.kind for e in await Event.filter(lead_id=lead.id)}
+    assert not kinds & {EventKind.REPLY, EventKind.FORWARD, EventKind.ALERT}
+    assert alerts(walk) == []
+    assert lead.score == 0
+    await walk.engine.run_due(MONDAY + timedelta(days=5))
+    assert walk.subjects("ada@example.com") == ["intro"]
+    from nurtured import metrics
+
+    assert 'nurtured_inbound_messages_total{kind="complaint"} 1' in await metrics.render(LATER)
+
+
+async def test_complaint_with_redacted_headers_matches_by_token(walk: Walk) -> None:
+    """Microsoft's report: recipient redacted, Message-ID not ours; the Reply-To token."""
+    delivery = await sent_to(walk, "ada@example.com")
+    await walk.add("bea@example.com")  # the report's sender domain is nobody's
+    raw = complaint("complaint-microsoft-arf", delivery, "redacted@hotmail.com",
+                    "<0a1b2c@BAY004-MC1F12.hotmail.com>")  # fmt: skip
+    (result,) = await process_messages(runtime(walk), [raw])
+    assert (result.kind, result.via, result.delivery_id, result.action) == (
+        EventKind.COMPLAINT, "token", delivery.id, "unsubscribed"
+    )  # fmt: skip
+    assert (await Lead.get(email="ada@example.com")).status == LeadStatus.UNSUBSCRIBED
+    assert (await Lead.get(email="bea@example.com")).status == LeadStatus.ACTIVE
+
+
+async def test_not_spam_feedback_report_changes_nothing(walk: Walk) -> None:
+    """A "not-spam" report is recorded, but it is no complaint: the lead stays."""
+    delivery = await sent_to(walk, "ada@example.com")
+    raw = complaint("complaint-yahoo-arf", delivery, "ada@example.com")
+    (result,) = await process_messages(
+        runtime(walk), [raw.replace(b"Feedback-Type: abuse", b"Feedback-Type: not-spam")]
+    )
+    assert (result.kind, result.action) == (EventKind.COMPLAINT, None)
+    assert (await Lead.get(email="ada@example.com")).status == LeadStatus.ACTIVE
+
+
 async def test_colleague_is_recorded_as_forward_on_the_lead(walk: Walk) -> None:
     """Tom at the lead's company writes without any thread: linked to the lead by domain."""
     await sent_to(walk, "anna@beispiel.de")

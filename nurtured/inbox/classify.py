@@ -3,6 +3,8 @@
 Pure: an ``Inbound`` (and ``now``, for return dates) in, a ``Classification`` out. The
 order of the checks is the order of certainty:
 
+0. complaint: an RFC 5965 feedback-loop report (``multipart/report;
+   report-type=feedback-report``, as Yahoo and Microsoft send them): never a reply.
 1. bounce: an RFC 3464 multipart/report DSN, or a non-standard one (a mailer-daemon
    sender with a bounce subject, or with a delay or full-mailbox notice whatever the
    subject, or a bounce subject with an SMTP status in the body). A notice that the
@@ -35,7 +37,9 @@ from nurtured.inbox.lang import language, month_first
 from nurtured.inbox.parse import Inbound
 from nurtured.models import EventKind
 
-__all__ = ["Bounce", "Classification", "classify", "for_recipient", "most_specific"]
+__all__ = [
+    "Bounce", "Classification", "classify", "feedback_type", "for_recipient", "most_specific",
+]  # fmt: skip
 
 
 # What <mails> and <w> stand for in phrases: the words for "emails" in our languages, and
@@ -213,7 +217,7 @@ class Bounce:
 
 @dataclass(frozen=True)
 class Classification:
-    kind: EventKind  # REPLY, AUTO_REPLY, BOUNCE, UNSUBSCRIBE or FORWARD
+    kind: EventKind  # REPLY, AUTO_REPLY, BOUNCE, UNSUBSCRIBE, FORWARD or COMPLAINT
     reason: str  # which rule decided, for logs and tests
     text: str = ""  # the new text, without quotes and signature
     until: datetime | None = None  # AUTO_REPLY: when the sender says they are back
@@ -329,10 +333,20 @@ def _auto_header(msg: Inbound) -> str | None:
     return None
 
 
+def feedback_type(msg: Inbound) -> str | None:
+    """An RFC 5965 (ARF) feedback report's Feedback-Type ("abuse", ...), else None."""
+    if msg.report_type != "feedback-report" and "feedback-type" not in msg.feedback:
+        return None
+    return msg.feedback.get("feedback-type", "").strip().lower() or "abuse"
+
+
 def classify(
     msg: Inbound, now: datetime, *, unsubscribe_addresses: frozenset[str] = frozenset()
 ) -> Classification:
     """Decide what ``msg`` is; ``now`` dates the return dates that omit a year."""
+    complaint = feedback_type(msg)
+    if complaint is not None:  # a mailbox provider's report, whatever its subject says
+        return Classification(EventKind.COMPLAINT, f"feedback report: {complaint}")
     bounce = bounce_of(msg)
     if bounce is not None:
         why = "DSN" if msg.dsn else "non-standard bounce"

@@ -19,7 +19,7 @@ from datetime import datetime
 from email.header import Header, decode_header
 from email.message import Message
 from email.parser import HeaderParser
-from email.utils import getaddresses, parseaddr, parsedate_to_datetime
+from email.utils import collapse_rfc2231_value, getaddresses, parseaddr, parsedate_to_datetime
 from typing import TypeVar
 
 __all__ = ["MAX_PARSE", "MAX_TEXT", "DsnRecipient", "Inbound", "parse"]
@@ -63,6 +63,8 @@ class Inbound:
     dsn: tuple[DsnRecipient, ...] = ()  # a multipart/report delivery-status
     is_report: bool = False
     returned: dict[str, str] = field(default_factory=dict)  # headers of a returned message
+    report_type: str = ""  # multipart/report's report-type: "delivery-status", "feedback-report"
+    feedback: dict[str, str] = field(default_factory=dict)  # an ARF report's fields, lower-cased
     defects: tuple[str, ...] = ()
 
     def header(self, name: str) -> str:
@@ -182,12 +184,34 @@ def _dsn_address(value: object) -> str:
     return decode_text(value).rpartition(";")[2].strip().strip("<>").lower()
 
 
-def _dsn(msg: Message) -> tuple[tuple[DsnRecipient, ...], dict[str, str]]:
+_Report = tuple[tuple[DsnRecipient, ...], dict[str, str], dict[str, str]]
+
+
+def _fields(part: Message) -> dict[str, str]:
+    """The header fields a message/* part carries (a returned message's, a report's)."""
+    inner = part.get_payload()
+    if isinstance(inner, list) and inner and isinstance(inner[0], Message):
+        source: Message = inner[0]
+    else:
+        source = HeaderParser().parsestr(_part_text(part))
+    return {k.lower(): decode_text(v) for k, v in source.items() if isinstance(k, str)}
+
+
+def _report_type(msg: Message) -> str:
+    return collapse_rfc2231_value(msg.get_param("report-type") or "").strip().lower()
+
+
+def _report(msg: Message) -> _Report:
+    """What a report carries: DSN recipients, the returned message's headers and an
+    RFC 5965 feedback report's fields (Feedback-Type, Original-Rcpt-To, ...)."""
     recipients: list[DsnRecipient] = []
     returned: dict[str, str] = {}
+    feedback: dict[str, str] = {}
     for part in msg.walk():
         ctype = part.get_content_type()
-        if ctype == "message/delivery-status":
+        if ctype == "message/feedback-report" and not feedback:
+            feedback = _fields(part)
+        elif ctype == "message/delivery-status":
             blocks = part.get_payload()
             if isinstance(blocks, str):  # some servers send it as one text block
                 blocks = [HeaderParser().parsestr(b) for b in re.split(r"\n\s*\n", blocks)]
@@ -206,13 +230,8 @@ def _dsn(msg: Message) -> tuple[tuple[DsnRecipient, ...], dict[str, str]]:
                         original=original,
                     ))  # fmt: skip
         elif ctype in ("message/rfc822", "text/rfc822-headers") and not returned:
-            inner = part.get_payload()
-            if isinstance(inner, list) and inner and isinstance(inner[0], Message):
-                source: Message = inner[0]
-            else:
-                source = HeaderParser().parsestr(_part_text(part))
-            returned = {k.lower(): decode_text(v) for k, v in source.items()}
-    return tuple(recipients), returned
+            returned = _fields(part)
+    return tuple(recipients), returned, feedback
 
 
 def _addresses(values: list[str]) -> tuple[str, ...]:
@@ -269,14 +288,15 @@ def parse(raw: bytes) -> Inbound:
             defects.append(f"{name}: {exc!r}"[:200])
             return default
 
-    no_dsn: tuple[tuple[DsnRecipient, ...], dict[str, str]] = ((), {})
+    no_report: _Report = ((), {}, {})
     headers: dict[str, str] = safe("headers", lambda: _headers(msg), {})
     ids: list[str] = safe("message_id", lambda: _MSGID.findall(str(msg.get("Message-ID", ""))), [])
     from_name, from_addr = safe("from", lambda: parseaddr(decode_text(msg.get("From", ""))),
                                 ("", ""))  # fmt: skip
     date = safe("date", lambda: _date(msg), None)
     content_type = safe("content_type", msg.get_content_type, "text/plain")
-    dsn, returned = safe("dsn", lambda: _dsn(msg), no_dsn)
+    dsn, returned, feedback = safe("report", lambda: _report(msg), no_report)
+    report_type = safe("report_type", lambda: _report_type(msg), "")
     return Inbound(
         raw=raw,
         message_id=ids[0] if ids else None,
@@ -292,5 +312,7 @@ def parse(raw: bytes) -> Inbound:
         dsn=dsn,
         is_report=content_type == "multipart/report",
         returned=returned,
+        report_type=report_type,
+        feedback=feedback,
         defects=tuple(defects),
     )

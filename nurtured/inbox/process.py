@@ -23,7 +23,7 @@ from typing import Any
 
 from nurtured.alerts import AlertRequest, alert_many
 from nurtured.app import App, Runtime
-from nurtured.inbox.classify import Classification, classify, for_recipient
+from nurtured.inbox.classify import Classification, classify, feedback_type, for_recipient
 from nurtured.inbox.match import Match, match_all
 from nurtured.inbox.parse import Inbound, parse
 from nurtured.message import domain_of
@@ -103,6 +103,11 @@ def _data(msg: Inbound, cls: Classification, kind: EventKind, found: Match) -> d
         data["reason"] = cls.reason
         if cls.until is not None:
             data["until"] = cls.until.isoformat()
+    if kind == EventKind.COMPLAINT:  # who reported it, and what the report says
+        data["feedback_type"] = feedback_type(msg) or "abuse"
+        for name in ("user-agent", "original-rcpt-to", "source-ip", "arrival-date"):
+            if msg.feedback.get(name):
+                data[name.replace("-", "_")] = msg.feedback[name][:300]
     if kind == EventKind.BOUNCE and cls.bounce is not None:
         b = cls.bounce
         data.update(hard=b.hard, status=b.status, diagnostic=b.diagnostic, recipient=b.recipient)
