@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from email import policy
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -323,6 +324,36 @@ async def test_token_in_plus_address_matches(walk: Walk) -> None:
     ).encode()
     (result,) = await process_messages(runtime(walk), [raw])
     assert (result.via, result.lead_id, result.kind) == ("token", delivery.lead_id, EventKind.REPLY)
+
+
+@pytest.mark.parametrize("header", ["To", "Delivered-To", "X-Original-To"])
+async def test_bounce_to_the_verp_sender_matches_the_delivery_by_token(
+    walk: Walk, header: str
+) -> None:
+    """A DSN sent back to ``bounces+TOKEN@acme.example``, with no In-Reply-To and no
+    returned headers: the token names the delivery; the hard bounce stops the lead."""
+    gone = await sent_to(walk, "gone@example.com")
+    verp = f"bounces+{gone.token}@acme.example"
+    to = f"To: {verp}" if header == "To" else f"To: hello@acme.example\r\n{header}: {verp}"
+    raw = (
+        "Return-Path: <>\r\nFrom: Mail Delivery System <MAILER-DAEMON@mx.example.net>\r\n"
+        f"{to}\r\nSubject: Undelivered Mail Returned to Sender\r\n"
+        "Message-ID: <verp-dsn@mx.example.net>\r\nMIME-Version: 1.0\r\n"
+        'Content-Type: multipart/report; report-type=delivery-status; boundary="r"\r\n\r\n'
+        "--r\r\nContent-Type: text/plain\r\n\r\nYour message could not be delivered.\r\n"
+        "--r\r\nContent-Type: message/delivery-status\r\n\r\n"
+        "Reporting-MTA: dns; mx.example.net\r\n\r\n"
+        "Final-Recipient: rfc822; gone@example.com\r\nAction: failed\r\nStatus: 5.1.1\r\n"
+        "Diagnostic-Code: smtp; 550 5.1.1 user unknown\r\n--r--\r\n"
+    ).encode()
+    assert gone.message_id.encode() not in raw
+    (result,) = await process_messages(runtime(walk), [raw])
+    assert (result.kind, result.via, result.delivery_id, result.action) == (
+        EventKind.BOUNCE, "token", gone.id, "bounced"
+    )  # fmt: skip
+    assert (await Lead.get(email="gone@example.com")).status == LeadStatus.BOUNCED
+    event = await Event.get(kind=EventKind.BOUNCE)
+    assert event.delivery_id == gone.id
 
 
 async def test_unknown_sender_is_unmatched_and_changes_nothing(walk: Walk) -> None:
