@@ -1,21 +1,18 @@
-"""What an inbound message is: reply, auto-reply, bounce, unsubscribe request or forward.
+"""What an inbound message is: reply, auto-reply, bounce, unsubscribe request, forward
+or complaint.
 
 Pure: an ``Inbound`` (and ``now``, for return dates) in, a ``Classification`` out. The
 order of the checks is the order of certainty:
 
 0. complaint: an RFC 5965 feedback-loop report (``multipart/report;
    report-type=feedback-report``, as Yahoo and Microsoft send them): never a reply.
-1. bounce: an RFC 3464 multipart/report DSN, or a non-standard one (a mailer-daemon
-   sender with a bounce subject, or with a delay or full-mailbox notice whatever the
-   subject, or a bounce subject with an SMTP status in the body). A notice that the
-   mail system is still trying is soft. The most specific
-   enhanced code counts (the Diagnostic-Code's 5.7.1 over a generic Status 5.0.0).
-   Status 5.1.x (or a 5xx "user unknown") is hard; 5.7.x is a policy/reputation block,
-   not a dead address; everything else is soft. A report on several recipients is
-   judged by the lead's own (``for_recipient``, once the message is matched).
+1. bounce (bounce.py): an RFC 3464 DSN, or a mail system's non-standard notice; hard,
+   soft or a policy block. A report on several recipients is judged by the lead's own
+   (``for_recipient``, once the message is matched).
 2. auto-reply: RFC 3834 Auto-Submitted, X-Autoreply/X-Autorespond,
    X-Auto-Response-Suppress, Precedence, a null Return-Path, an out-of-office subject,
-   or an out-of-office sentence in a message that quotes nothing.
+   or an out-of-office sentence in a message that quotes nothing; its return date is
+   read in the message's language and calendar order (lang.py, dates.py).
 3. unsubscribe: a request in words in the new text (not the quoted email, whose footer
    says "unsubscribe" too), or a message to our List-Unsubscribe mailto address.
 4. forward: a forward subject prefix or a forwarded-message marker.
@@ -31,37 +28,21 @@ import re
 from dataclasses import dataclass, replace
 from datetime import datetime
 
+from nurtured.inbox.bounce import Bounce, bounce_of, dsn_bounces, most_specific
 from nurtured.inbox.dates import fold, return_date
 from nurtured.inbox.extract import has_quote, new_text
 from nurtured.inbox.lang import language, month_first
 from nurtured.inbox.parse import Inbound
+from nurtured.inbox.phrases import phrases
 from nurtured.models import EventKind
 
 __all__ = [
-    "Bounce", "Classification", "classify", "feedback_type", "for_recipient", "most_specific",
+    "Bounce", "Classification", "bounce_of", "classify", "feedback_type", "for_recipient",
+    "most_specific",
 ]  # fmt: skip
 
 
-# What <mails> and <w> stand for in phrases: the words for "emails" in our languages, and
-# one word of filler ("keine <w>{0,2}<mails> mehr": "keine weiteren E-Mails mehr").
-_WORDS = {
-    "<mails>": r"(?:e-?mails?|mails?|messages?|newsletters?|courriels?|correos?|mensagens?|"
-    r"mensajes?|nachrichten|berichten|nieuwsbrieven|comunicazioni|comunicacoes)",
-    "<w>": r"(?:[^\s.,;:!?]+ )",
-}
-
-
-def _phrases(*groups: str) -> re.Pattern[str]:
-    """One pattern from "|"-separated phrase lists (one per language), whole words only;
-    a phrase is a regex, spaces included ("(la |mi )?suscripcion")."""
-    parts = [group.strip().strip("|") for group in groups if group.strip()]
-    pattern = "|".join(parts)
-    for word, regex in _WORDS.items():
-        pattern = pattern.replace(word, regex)
-    return re.compile(r"(?<!\w)(?:" + pattern + r")(?!\w)")
-
-
-_AUTO_SUBJECT = _phrases(
+_AUTO_SUBJECT = phrases(
     "out of (the )?office|automatic reply|auto[- ]?reply|autoreply|auto[- ]?response|"
     "away from (the )?office|on vacation|on holiday|on leave|annual leave",
     "abwesenheitsnotiz|automatische antwort|abwesend|ausser haus|nicht im buro|"
@@ -73,7 +54,7 @@ _AUTO_SUBJECT = _phrases(
     "met vakantie|afwezigheidsbericht",
     "resposta automatica|ausencia|fora do escritorio|de ferias|ausente",
 )
-_AUTO_BODY = _phrases(
+_AUTO_BODY = phrases(
     r"(i am|i'm|i will be|i'll be) (currently )?(out of (the )?office|away|on (annual )?leave|"
     r"on vacation|on holiday|travell?ing|out of the country)|limited access to (my )?e-?mail|"
     r"this is an automatic reply|this is an automated (reply|response)",
@@ -93,7 +74,7 @@ _AUTO_BODY = _phrases(
     r"(estou|estarei|encontro-me|me encontro) (atualmente )?(fora do escritorio|ausente|"
     r"de ferias)|esta e uma resposta automatica",
 )
-_UNSUBSCRIBE = _phrases(
+_UNSUBSCRIBE = phrases(
     r"unsubscribe|remove me|take me off|opt(-| )?(me )?out|"
     r"stop (e-?mailing|sending|contacting|writing to)|no (more|further) <mails>|"
     r"(do not|don't|dont) (contact|e-?mail|write to) me|"
@@ -132,7 +113,7 @@ _FORWARD_SUBJECT = re.compile(
     r"(?:fwd?|fw|wg|tr|rv|i|enc|doorst|inoltro|reenv|weitergeleitet)\s*:",
     re.IGNORECASE,
 )
-_FORWARD_BODY = _phrases(
+_FORWARD_BODY = phrases(
     r"-+ ?forwarded message ?-+|begin forwarded message:|forwarded message:",
     r"-+ ?weitergeleitete nachricht ?-+|anfang der weitergeleiteten nachricht:",
     r"-+ ?message transfere ?-+|debut du message reexpedie ?:|message transfere ?:",
@@ -141,78 +122,6 @@ _FORWARD_BODY = _phrases(
     r"-+ ?doorgestuurd bericht ?-+|begin doorgestuurd bericht:",
     r"-+ ?mensagem encaminhada ?-+|inicio da mensagem (re)?encaminhada:",
 )
-_BOUNCE_FROM = re.compile(r"^(mailer-daemon|postmaster|mail-daemon|bounces?)@", re.IGNORECASE)
-_BOUNCE_SUBJECT = _phrases(
-    r"undeliver(ed|able)|delivery status notification|delivery (has )?failed|"
-    r"mail delivery (failed|failure|system)|returned mail|failure notice|"
-    r"delivery failure|could not be delivered|non-?delivery",
-    r"unzustellbar|nicht zustellbar|zustellung fehlgeschlagen|unzustellbare",
-    r"non remis|echec de (la )?remise|echec de distribution|non distribuable",
-    r"no se puede entregar|no entregado|error de entrega|devuelto",
-    r"non recapitabile|mancato recapito|errore di consegna|impossibile recapitare",
-    r"onbestelbaar|niet afgeleverd|bezorging mislukt",
-    r"nao entregue|falha na entrega|nao foi possivel entregar|devolvida",
-)
-# A delivery that has not happened yet, in a mail system's own notice: the mail system is
-# still trying, so the address is not dead (a soft bounce, whatever the subject says).
-_PENDING = _phrases(
-    r"(delivery|message|mail) (has been |is |was )?(delayed|deferred)|delayed (delivery|mail)|"
-    r"has not (yet )?been delivered|not (yet )?been delivered yet|still (undelivered|pending)|"
-    r"will (keep|continue) (trying|to try)|will (be )?retr(y|ied)|(is|still) being retried|"
-    r"delivery attempts will continue|warning (message )?only|do not need to resend",
-    r"noch nicht (zugestellt|ausgeliefert)|zustellung (wurde |ist )?verzogert|verzogert|"
-    r"(weiterhin|erneut) (zu )?versuch(en|t)|weitere zustellversuche|"
-    r"nur eine warnung",
-    r"n'a pas encore ete (remis|distribue|delivre)|pas encore ete (remis|distribue)|"
-    r"(remise|distribution|livraison) (differee|retardee|en attente)|nouvelles tentatives|"
-    r"(continuera|continuerons) (a|d')essayer|sera (a nouveau )?retente",
-    r"(aun|todavia) no se ha (podido )?entregado|(entrega|envio) (retrasada|retrasado|demorada|"
-    r"diferida)|seguira intentando(lo)?|se volvera a intentar|reintentara",
-    r"non e ancora stato (recapitato|consegnato)|non (ancora|e stato ancora) (recapitato|"
-    r"consegnato)|(consegna|recapito) (ritardata|ritardato|in ritardo|differita)|"
-    r"continuera a (provare|tentare)|ritentera|nuovi tentativi",
-    r"nog niet (afgeleverd|bezorgd)|(bezorging|aflevering) (is )?vertraagd|"
-    r"blijft (het )?(proberen|opnieuw proberen)|wordt opnieuw geprobeerd",
-    r"ainda nao (foi )?entregue|(entrega|envio) (atrasada|atrasado|adiada|adiado)|"
-    r"continuara (a )?tentar|continuaremos (a )?tentar|tentara novamente|nova tentativa",
-)
-# A full mailbox: the address is fine, the mail system may or may not try again.
-_FULL = _phrases(
-    r"(mailbox|inbox) (?:[^\s.;:]+ ){0,4}(is )?full|over (its |the )?quota|quota exceeded|"
-    r"exceeded (the |his |her |its )?(storage|quota)",
-    r"postfach (?:[^\s.;:]+ ){0,4}voll|speicherplatz (?:[^\s.;:]+ ){0,3}(voll|uberschritten)",
-    r"boite (?:[^\s.;:]+ ){0,5}pleine|quota (est )?depasse",
-    r"buzon (?:[^\s.;:]+ ){0,4}lleno|cuota (excedida|superada)",
-    r"casella (?:[^\s.;:]+ ){0,4}piena|quota (superata|esaurita)",
-    r"(mailbox|postvak|postbus) (?:[^\s.;:]+ ){0,4}vol",
-    r"caixa (?:[^\s.;:]+ ){0,5}cheia|cota (excedida|esgotada)",
-)
-
-_STATUS = re.compile(r"(?<![\d.])([245])\.([0-7])\.(\d{1,3})(?![\d.])")
-_SMTP_CODE = re.compile(r"(?<!\d)([45]\d\d)[ -]")
-_DEAD = _phrases(
-    r"user unknown|unknown user|no such user|does not exist|doesn't exist|"
-    r"mailbox unavailable|mailbox not found|invalid recipient|recipient rejected|"
-    r"address rejected|no mailbox|account (has been )?disabled|no longer (active|in use)|"
-    r"unknown recipient|not a valid mailbox|host or domain name not found|nxdomain",
-    r"unbekannt|existiert nicht|inconnu|n'existe pas|no existe|inesistente|"
-    r"onbekend|bestaat niet|nao existe|desconhecido",
-)
-_DIAG = re.compile(r"^.*(?:\b[45]\d\d\b|[245]\.\d{1,3}\.\d{1,3}).*$", re.MULTILINE)
-
-
-@dataclass(frozen=True)
-class Bounce:
-    hard: bool
-    status: str  # "5.1.1", "" when none was found
-    diagnostic: str
-    recipient: str  # the failed address, lower-cased, "" when unknown
-    policy: bool = False  # 5.7.x: blocked for policy or reputation, the address is fine
-    original: str = ""  # the DSN's Original-Recipient, when it names one
-    delivered: bool = False  # the report says this recipient got the message
-
-    def about(self, address: str) -> bool:
-        return bool(address) and address.lower() in (self.recipient, self.original)
 
 
 @dataclass(frozen=True)
@@ -238,81 +147,6 @@ def for_recipient(cls: Classification, address: str) -> Classification:
     if mildest == cls.bounce:
         return cls
     return replace(cls, bounce=mildest, reason=f"{cls.reason}, recipient {address}")
-
-
-def _severity(status: str, diagnostic: str) -> tuple[bool, bool]:
-    """(hard, policy) for an enhanced status code and diagnostic text."""
-    folded = fold(diagnostic)
-    if status.startswith("5.7."):
-        return False, True
-    if status.startswith("5.1."):
-        return True, False
-    if status.startswith("5.") or re.search(r"(?<!\d)5\d\d(?!\d)", diagnostic):
-        return bool(_DEAD.search(folded)), False
-    return False, False
-
-
-def most_specific(*texts: str) -> str:
-    """The most specific enhanced status code (RFC 3463) in ``texts``, "" when none.
-
-    Exim writes ``Status: 5.0.0`` in every report and says what happened in the
-    Diagnostic-Code (``550 5.7.1 ...``): of the codes of the first one's class, the one
-    with the most non-zero subject and detail wins; on a tie, the first one found.
-    """
-    codes = [m.groups() for text in texts for m in _STATUS.finditer(text)]
-    if not codes:
-        return ""
-    same = [c for c in codes if c[0] == codes[0][0]]
-    best = max(same, key=lambda c: (c[1] != "0", c[2] != "0"))
-    return ".".join(best)
-
-
-def dsn_bounces(msg: Inbound) -> tuple[Bounce, ...]:
-    """A Bounce per recipient of an RFC 3464 report, successes (``delivered``) too."""
-    found = []
-    for rcpt in msg.dsn:
-        delivered = rcpt.action in ("delivered", "relayed", "expanded")
-        status = most_specific(rcpt.status, rcpt.diagnostic)
-        status = status or ("2.0.0" if delivered else "5.0.0" if rcpt.action == "failed"
-                            else "4.0.0")  # fmt: skip
-        hard, policy = (False, False) if delivered else _severity(status, rcpt.diagnostic)
-        found.append(Bounce(hard, status, rcpt.diagnostic, rcpt.recipient, policy,
-                            rcpt.original, delivered))  # fmt: skip
-    return tuple(found)
-
-
-def bounce_of(msg: Inbound) -> Bounce | None:
-    """The bounce in ``msg`` (a DSN's first failed recipient), or None when it is none."""
-    for bounce in dsn_bounces(msg):
-        if not bounce.delivered:
-            return bounce
-    if msg.is_report and msg.dsn:
-        return None  # a report of success ("delivered", "relayed")
-    from_bounce = bool(_BOUNCE_FROM.match(msg.from_addr)) or not msg.from_addr
-    subject_bounce = bool(_BOUNCE_SUBJECT.search(fold(msg.subject)))
-    folded = fold(msg.text[:20_000])
-    pending = bool(_PENDING.search(folded))
-    soft = pending or bool(_FULL.search(folded))
-    if not (from_bounce and (subject_bounce or msg.is_report or soft)) and not (
-        subject_bounce and _STATUS.search(msg.text)
-    ):
-        return None
-    status = most_specific(msg.text)
-    code = _SMTP_CODE.search(msg.text)
-    if not status and code:
-        status = f"{code.group(1)[0]}.0.0"
-    line = _DIAG.search(msg.text)
-    diagnostic = line.group(0).strip()[:500] if line else ""
-    status = status or ("4.0.0" if soft else "5.0.0")
-    hard, policy = _severity(status, f"{diagnostic}\n{msg.text[:5000]}")
-    hard = hard and not pending  # still trying: whatever failed so far, it is not final
-    recipient = ""
-    for header in ("x-failed-recipients", "original-recipient", "final-recipient"):
-        value = msg.header(header).rpartition(";")[2].strip().strip("<>").lower()
-        if "@" in value:
-            recipient = value
-            break
-    return Bounce(hard, status, diagnostic, recipient, policy)
 
 
 def _auto_header(msg: Inbound) -> str | None:
