@@ -71,7 +71,7 @@ def test_policy_block_is_not_a_dead_address(name: str) -> None:
         (("5.1.0", "smtp; 550 5.1.1 unknown"), "5.1.1"),
         (("5.2.2", "smtp; 552 5.0.0 full"), "5.2.2"),  # the Status is the more specific
         (("4.0.0", "smtp; 550 5.1.1 unknown"), "4.0.0"),  # another class never wins
-        (("", "Exim 4.96: 452 4.2.2 over quota"), "4.2.2"),  # a version is no code
+        (("", "Exim 4.94.2: 452 4.2.2 over quota"), "4.2.2"),  # a version is no code
         (("", "no code here"), ""),
     ],
 )
