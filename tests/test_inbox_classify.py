@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import tomllib
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -234,6 +234,8 @@ def test_return_date_counts_from_the_message_date_not_the_clock() -> None:
 
 def test_no_date_or_far_future_gives_no_return_date() -> None:
     assert return_date("call me at 10.30", NOW) is None
+    assert return_date("our 24/7 hotline, or 1/2 day later", NOW - timedelta(days=150)) is None
+    assert return_date("call 10-12 people", NOW) is None
     assert return_date("back on 1 March 2029", NOW) is None
 
 

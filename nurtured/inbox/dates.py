@@ -42,7 +42,8 @@ _PATTERNS = (
         r"(?<![\w./-])(?P<a>\d{1,2})(?P<sep>[./-])(?P<b>\d{1,2})"
         r"(?:[./-](?P<year>\d{4}|\d{2})\b|\.(?!\d))"
     ),
-    # 30/11, 12/01 (year left out; slashes only: "10.30" and "10-12" are no dates)
+    # 30/11, 12/01 (year left out; slashes only: "10.30" and "10-12" are no dates; and
+    # a two-digit month, so that "24/7" and "1/2" are none either)
     re.compile(r"(?<![\w./-])(?P<a>\d{1,2})(?P<sep>/)(?P<b>\d{1,2})(?![\w/-]|\.\d)"),
     # 30 November 2026, 30. November, 1er décembre, 1 de diciembre de 2026, 30 nov.
     re.compile(
@@ -98,6 +99,9 @@ def stated_dates(text: str, today: date, *, month_first: bool = False) -> list[d
             if groups.get("a"):
                 us = month_first and groups["sep"] != "."
                 day, month = _day_month(int(groups["a"]), int(groups["b"]), us)
+                written = groups["b"] if day == int(groups["a"]) else groups["a"]
+                if year is None and groups["sep"] == "/" and len(written) < 2:
+                    continue  # "24/7", "1/2": no date without a year and a two-digit month
             else:
                 day = int(groups["day"])
                 month = MONTHS[groups["name"]] if groups.get("name") else int(groups["month"])
