@@ -33,6 +33,7 @@ _BLOCK = re.compile(r"<\s*(br|/p|/div|/tr|/li|/h\d|/blockquote)\b[^>]*>", re.IGN
 _T = TypeVar("_T")
 _DELIMITER = re.compile(rb"^--[^\s]{1,200}[ \t]*\r?$", re.MULTILINE)  # a multipart delimiter
 _HEADER_LINE = re.compile(rb"^[A-Za-z][A-Za-z0-9-]{0,76}:")
+_MAX_CHUNKS = 100  # parts of a broken multipart that are looked at
 _RECIPIENT_HEADERS = ("to", "cc", "delivered-to", "x-original-to", "envelope-to")
 
 
@@ -155,8 +156,10 @@ def _recovered(part: Message, depth: int) -> tuple[str | None, str | None]:
     plain: str | None = None
     markup: str | None = None
     loose: list[str] = []
-    for chunk in _DELIMITER.split(data):
+    for chunk in _DELIMITER.split(data, maxsplit=_MAX_CHUNKS)[:_MAX_CHUNKS]:
         chunk = chunk.lstrip(b"\r\n")
+        if plain is not None:
+            break  # the text is found; the rest is attachments and alternatives
         if not chunk.strip():
             continue
         if _HEADER_LINE.match(chunk):
