@@ -24,7 +24,7 @@ COUNTED_EVENTS = (
 )  # fmt: skip
 INBOUND_KINDS = (
     EventKind.REPLY, EventKind.AUTO_REPLY, EventKind.BOUNCE, EventKind.UNSUBSCRIBE,
-    EventKind.FORWARD,
+    EventKind.FORWARD, EventKind.COMPLAINT,
 )  # fmt: skip
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 

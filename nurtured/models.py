@@ -135,6 +135,7 @@ class EventKind(StrEnum):
     AUTO_REPLY = "auto_reply"
     UNSUBSCRIBE = "unsubscribe"
     FORWARD = "forward"  # a colleague wrote or the email was forwarded
+    COMPLAINT = "complaint"  # a feedback-loop (ARF) spam complaint: unsubscribed at once
     SALES_READY = "sales_ready"
     ALERT = "alert"  # sales were alerted
     UNMATCHED = "unmatched"

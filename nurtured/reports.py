@@ -23,6 +23,7 @@ _KIND_COLUMN = {
     EventKind.REPLY: "replied",
     EventKind.SALES_READY: "sales_ready",
     EventKind.UNSUBSCRIBE: "unsubscribed",
+    EventKind.COMPLAINT: "unsubscribed",  # a spam complaint unsubscribes too
     EventKind.BOUNCE: "bounced",
 }
 _OUTCOMES = (EventKind.REPLY, EventKind.SALES_READY)

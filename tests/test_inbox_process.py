@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from email import policy
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -74,6 +75,22 @@ async def test_reply_stops_the_stream_and_alerts_sales(walk: Walk) -> None:
     (alert,) = alerts(walk)
     assert "Yes, this looks interesting." in alert.get_body(("plain",)).get_content()
     assert result.alert == alert["Message-ID"]
+
+
+async def test_reply_with_broken_mime_keeps_its_text_for_sales(walk: Walk) -> None:
+    """Delimiters that match no boundary: the text is recovered, the alert is not empty."""
+    delivery = await sent_to(walk, "ada@example.com")
+    raw = corpus("reply-en-broken-boundary", delivery.message_id)
+    (result,) = await process_messages(runtime(walk), [raw])
+    assert (result.status, result.kind) == ("recorded", EventKind.REPLY)
+    assert "StartBoundaryNotFoundDefect" in result.defects
+    assert result.text.startswith("Yes, we would like a quote for 40 seats.")
+    event = await Event.get(kind=EventKind.REPLY)
+    assert event.data["text"].startswith("Yes, we would like a quote for 40 seats.")
+    (alert,) = alerts(walk)
+    body = alert.get_body(("plain",))
+    assert body is not None
+    assert "Yes, we would like a quote for 40 seats." in body.get_content()
 
 
 async def test_same_message_twice_counts_once(walk: Walk) -> None:
@@ -144,6 +161,47 @@ async def test_hard_bounce_stops_the_lead_soft_does_not(walk: Walk) -> None:
     assert events[1].delivery_id == gone.id
 
 
+async def test_report_on_several_recipients_is_judged_by_our_lead(walk: Walk) -> None:
+    """Someone else's dead address listed first: Ada's mailbox is full, she stays."""
+    ada = await sent_to(walk, "ada@example.com")
+    await walk.add("sales-old@example.com")  # a lead too: the first recipient listed
+    raw = corpus("bounce-multi-recipient", ada.message_id)
+    (result,) = await process_messages(runtime(walk), [raw])
+    assert (result.kind, result.via, result.lead_id, result.action) == (
+        EventKind.BOUNCE, "thread", ada.lead_id, None
+    )  # fmt: skip
+    event = await Event.get(kind=EventKind.BOUNCE)
+    assert (event.data["hard"], event.data["status"], event.data["recipient"]) == (
+        False, "4.2.2", "ada@example.com"
+    )  # fmt: skip
+    assert (await Lead.get(email="ada@example.com")).status == LeadStatus.ACTIVE
+    assert (await Lead.get(email="sales-old@example.com")).status == LeadStatus.ACTIVE
+    # The same report saying Ada got it: recorded, and neither a soft bounce nor a stop.
+    delivered = raw.replace(b"Action: delayed\r\nStatus: 4.2.2", b"Action: delivered\r\n"
+                            b"Status: 2.0.0").replace(b"dsn-", b"dsn-2-")  # fmt: skip
+    delivered = delivered.replace(b"<20261124081200", b"<20261124081201")
+    for _ in range(walk.app.settings.inbox.soft_bounce_limit):
+        (again,) = await process_messages(runtime(walk), [delivered])
+        delivered = delivered.replace(b"<2026112408120", b"<2026112408120x")
+    assert (again.status, again.action) == ("recorded", None)
+    assert (await Lead.get(email="ada@example.com")).status == LeadStatus.ACTIVE
+    data = [e.data for e in await Event.filter(kind=EventKind.BOUNCE).order_by("id")]
+    assert [d.get("delivered", False) for d in data] == [False, True, True, True]
+
+
+async def test_delay_notice_is_a_soft_bounce_not_an_out_of_office(walk: Walk) -> None:
+    """A postmaster's "not delivered yet" notice neither pauses the lead nor stops it."""
+    gone = await sent_to(walk, "gone@example.com")
+    raw = corpus("delay-en-exim", gone.message_id)
+    (result,) = await process_messages(runtime(walk), [raw])
+    assert (result.kind, result.delivery_id, result.action) == (EventKind.BOUNCE, gone.id, None)
+    event = await Event.get(kind=EventKind.BOUNCE)
+    assert (event.data["hard"], event.data["status"]) == (False, "4.2.2")
+    enrollment = await Enrollment.get(lead__email="gone@example.com", active_lead__not_isnull=True)
+    assert enrollment.state == EnrollmentState.ACTIVE
+    assert await Event.filter(kind=EventKind.AUTO_REPLY).count() == 0
+
+
 async def test_metrics_count_inbound_messages_by_kind(walk: Walk) -> None:
     """/metrics counts what the inbox recorded, by kind; a web unsubscribe (no inbound
     message) is not counted as inbound mail."""
@@ -184,6 +242,65 @@ async def test_unsubscribe_in_words_opts_out_at_once(walk: Walk) -> None:
     assert alerts(walk) == []
 
 
+def complaint(name: str, delivery: Delivery, lead: str, message_id: str = "") -> bytes:
+    raw = corpus(name, message_id or delivery.message_id)
+    return raw.replace(b"REPLACE-TOKEN", delivery.token.encode()).replace(
+        b"REPLACE-RCPT", lead.encode()
+    )
+
+
+async def test_feedback_loop_complaint_unsubscribes_at_once(walk: Walk) -> None:
+    """Yahoo's ARF report (subject "FW: ...") is a complaint: matched by our Message-ID in
+    the returned message, the lead unsubscribed and its stream ended; no reply, no alert."""
+    delivery = await sent_to(walk, "ada@example.com")
+    raw = complaint("complaint-yahoo-arf", delivery, "ada@example.com")
+    (result,) = await process_messages(runtime(walk), [raw])
+    assert (result.status, result.kind, result.via, result.delivery_id, result.action) == (
+        "recorded", EventKind.COMPLAINT, "thread", delivery.id, "unsubscribed"
+    )  # fmt: skip
+    lead = await Lead.get(email="ada@example.com")
+    assert lead.status == LeadStatus.UNSUBSCRIBED
+    assert await Enrollment.filter(lead_id=lead.id, active_lead__not_isnull=True).count() == 0
+    event = await Event.get(kind=EventKind.COMPLAINT)
+    assert (event.data["feedback_type"], event.data["user_agent"]) == (
+        "abuse", "Yahoo!-Mail-Feedback/2.0"
+    )  # fmt: skip
+    kinds = {e.kind for e in await Event.filter(lead_id=lead.id)}
+    assert not kinds & {EventKind.REPLY, EventKind.FORWARD, EventKind.ALERT}
+    assert alerts(walk) == []
+    assert lead.score == 0
+    await walk.engine.run_due(MONDAY + timedelta(days=5))
+    assert walk.subjects("ada@example.com") == ["intro"]
+    from nurtured import metrics
+
+    assert 'nurtured_inbound_messages_total{kind="complaint"} 1' in await metrics.render(LATER)
+
+
+async def test_complaint_with_redacted_headers_matches_by_token(walk: Walk) -> None:
+    """Microsoft's report: recipient redacted, Message-ID not ours; the Reply-To token."""
+    delivery = await sent_to(walk, "ada@example.com")
+    await walk.add("bea@example.com")  # the report's sender domain is nobody's
+    raw = complaint("complaint-microsoft-arf", delivery, "redacted@hotmail.com",
+                    "<0a1b2c@BAY004-MC1F12.hotmail.com>")  # fmt: skip
+    (result,) = await process_messages(runtime(walk), [raw])
+    assert (result.kind, result.via, result.delivery_id, result.action) == (
+        EventKind.COMPLAINT, "token", delivery.id, "unsubscribed"
+    )  # fmt: skip
+    assert (await Lead.get(email="ada@example.com")).status == LeadStatus.UNSUBSCRIBED
+    assert (await Lead.get(email="bea@example.com")).status == LeadStatus.ACTIVE
+
+
+async def test_not_spam_feedback_report_changes_nothing(walk: Walk) -> None:
+    """A "not-spam" report is recorded, but it is no complaint: the lead stays."""
+    delivery = await sent_to(walk, "ada@example.com")
+    raw = complaint("complaint-yahoo-arf", delivery, "ada@example.com")
+    (result,) = await process_messages(
+        runtime(walk), [raw.replace(b"Feedback-Type: abuse", b"Feedback-Type: not-spam")]
+    )
+    assert (result.kind, result.action) == (EventKind.COMPLAINT, None)
+    assert (await Lead.get(email="ada@example.com")).status == LeadStatus.ACTIVE
+
+
 async def test_colleague_is_recorded_as_forward_on_the_lead(walk: Walk) -> None:
     """Tom at the lead's company writes without any thread: linked to the lead by domain."""
     await sent_to(walk, "anna@beispiel.de")
@@ -207,6 +324,36 @@ async def test_token_in_plus_address_matches(walk: Walk) -> None:
     ).encode()
     (result,) = await process_messages(runtime(walk), [raw])
     assert (result.via, result.lead_id, result.kind) == ("token", delivery.lead_id, EventKind.REPLY)
+
+
+@pytest.mark.parametrize("header", ["To", "Delivered-To", "X-Original-To"])
+async def test_bounce_to_the_verp_sender_matches_the_delivery_by_token(
+    walk: Walk, header: str
+) -> None:
+    """A DSN sent back to ``bounces+TOKEN@acme.example``, with no In-Reply-To and no
+    returned headers: the token names the delivery; the hard bounce stops the lead."""
+    gone = await sent_to(walk, "gone@example.com")
+    verp = f"bounces+{gone.token}@acme.example"
+    to = f"To: {verp}" if header == "To" else f"To: hello@acme.example\r\n{header}: {verp}"
+    raw = (
+        "Return-Path: <>\r\nFrom: Mail Delivery System <MAILER-DAEMON@mx.example.net>\r\n"
+        f"{to}\r\nSubject: Undelivered Mail Returned to Sender\r\n"
+        "Message-ID: <verp-dsn@mx.example.net>\r\nMIME-Version: 1.0\r\n"
+        'Content-Type: multipart/report; report-type=delivery-status; boundary="r"\r\n\r\n'
+        "--r\r\nContent-Type: text/plain\r\n\r\nYour message could not be delivered.\r\n"
+        "--r\r\nContent-Type: message/delivery-status\r\n\r\n"
+        "Reporting-MTA: dns; mx.example.net\r\n\r\n"
+        "Final-Recipient: rfc822; gone@example.com\r\nAction: failed\r\nStatus: 5.1.1\r\n"
+        "Diagnostic-Code: smtp; 550 5.1.1 user unknown\r\n--r--\r\n"
+    ).encode()
+    assert gone.message_id.encode() not in raw
+    (result,) = await process_messages(runtime(walk), [raw])
+    assert (result.kind, result.via, result.delivery_id, result.action) == (
+        EventKind.BOUNCE, "token", gone.id, "bounced"
+    )  # fmt: skip
+    assert (await Lead.get(email="gone@example.com")).status == LeadStatus.BOUNCED
+    event = await Event.get(kind=EventKind.BOUNCE)
+    assert event.delivery_id == gone.id
 
 
 async def test_unknown_sender_is_unmatched_and_changes_nothing(walk: Walk) -> None:

@@ -145,6 +145,43 @@ async def test_soft_bounces_stop_a_lead_only_at_the_limit_hard_at_once(walk: Wal
     assert (await Lead.get(id=hard.id)).status == LeadStatus.BOUNCED
 
 
+async def test_soft_bounces_count_in_a_row(walk: Walk) -> None:
+    """soft_bounce_limit (3) counts soft bounces in a row: an email sent since the last
+    one without bouncing starts the count again; a late bounce for an older email no
+    longer counts; policy blocks never count."""
+    lead = await walk.add("ada@example.com")
+    sent: list[Delivery] = []
+
+    async def send(day: int) -> Delivery:
+        await walk.engine.run_due(MONDAY + timedelta(days=day))
+        latest = await Delivery.filter(lead_id=lead.id).order_by("-id").first()
+        assert latest is not None
+        sent.append(latest)
+        return latest
+
+    async def bounce(delivery: Delivery | None, day: int, **data: Any) -> str | None:
+        signal = Signal(lead.id, EventKind.BOUNCE, MONDAY + timedelta(days=day, hours=1),
+                        delivery.id if delivery else None,
+                        data={"hard": False, "status": "4.2.2", **data})  # fmt: skip
+        (outcome,) = await react(walk.app, [signal])
+        return outcome.action
+
+    intro, a1 = await send(0), await send(2)
+    assert await bounce(intro, 2) is None
+    assert await bounce(a1, 2) is None  # two in a row
+    a2 = await send(4)  # sent, and no bounce comes back for it
+    b1 = await send(5)
+    assert walk.subjects("ada@example.com") == ["intro", "a1", "a2", "b1"]
+    assert await bounce(b1, 5) is None  # one in a row: a2 started the count again
+    assert await bounce(intro, 5) is None  # a late one for an email before a2: not counted
+    assert await bounce(None, 6, policy=True, status="5.7.1") is None  # never counts
+    assert await bounce(None, 6) is None  # two (matched by address, placed by arrival)
+    assert await bounce(None, 7) == "bounced"  # three in a row
+    event = await Event.get(lead_id=lead.id, kind=EventKind.ENDED)
+    assert event.data["reason"] == "3 soft bounces in a row"
+    assert a2.status == DeliveryStatus.SENT
+
+
 async def test_score_decays_and_crossing_the_threshold_hands_the_lead_to_sales(
     walk: Walk,
 ) -> None:

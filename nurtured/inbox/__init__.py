@@ -1,8 +1,12 @@
-"""Inbound mail: replies, auto-replies, bounces, unsubscribe requests and forwards.
+"""Inbound mail: replies, auto-replies, bounces, unsubscribe requests, forwards, complaints.
 
 source.py    IMAP (aioimaplib) or a local Maildir: read new messages, mark them after commit
 parse.py     bytes -> Inbound (pure, never raises)
 classify.py  Inbound -> reply | auto-reply (+ return date) | bounce | unsubscribe | forward
+             | complaint (a feedback-loop report)
+bounce.py    DSNs and non-standard bounce notices -> hard | soft | policy (pure)
+lang.py      the language a message is written in, and its calendar order (pure)
+phrases.py   the phrase patterns of the seven languages (pure)
 extract.py   the new text of a reply (mail-parser-reply)
 match.py     Inbound -> lead and delivery (thread, token, sender, company)
 process.py   the glue: parse -> classify -> match -> react (one transaction) -> alert

@@ -1,15 +1,18 @@
-"""What an inbound message is: reply, auto-reply, bounce, unsubscribe request or forward.
+"""What an inbound message is: reply, auto-reply, bounce, unsubscribe request, forward
+or complaint.
 
 Pure: an ``Inbound`` (and ``now``, for return dates) in, a ``Classification`` out. The
 order of the checks is the order of certainty:
 
-1. bounce: an RFC 3464 multipart/report DSN, or a non-standard one (a mailer-daemon
-   sender, or a bounce subject with an SMTP status in the body). Status 5.1.x (or a
-   5xx "user unknown") is hard; 5.7.x is a policy/reputation block, not a dead address;
-   everything else is soft.
+0. complaint: an RFC 5965 feedback-loop report (``multipart/report;
+   report-type=feedback-report``, as Yahoo and Microsoft send them): never a reply.
+1. bounce (bounce.py): an RFC 3464 DSN, or a mail system's non-standard notice; hard,
+   soft or a policy block. A report on several recipients is judged by the lead's own
+   (``for_recipient``, once the message is matched).
 2. auto-reply: RFC 3834 Auto-Submitted, X-Autoreply/X-Autorespond,
    X-Auto-Response-Suppress, Precedence, a null Return-Path, an out-of-office subject,
-   or an out-of-office sentence in a message that quotes nothing.
+   or an out-of-office sentence in a message that quotes nothing; its return date is
+   read in the message's language and calendar order (lang.py, dates.py).
 3. unsubscribe: a request in words in the new text (not the quoted email, whose footer
    says "unsubscribe" too), or a message to our List-Unsubscribe mailto address.
 4. forward: a forward subject prefix or a forwarded-message marker.
@@ -22,24 +25,24 @@ IT, NL and PT.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
+from nurtured.inbox.bounce import Bounce, bounce_of, dsn_bounces, most_specific
 from nurtured.inbox.dates import fold, return_date
 from nurtured.inbox.extract import has_quote, new_text
+from nurtured.inbox.lang import language, month_first
 from nurtured.inbox.parse import Inbound
+from nurtured.inbox.phrases import phrases
 from nurtured.models import EventKind
 
-__all__ = ["Bounce", "Classification", "classify"]
+__all__ = [
+    "Bounce", "Classification", "bounce_of", "classify", "feedback_type", "for_recipient",
+    "most_specific",
+]  # fmt: skip
 
 
-def _phrases(*groups: str) -> re.Pattern[str]:
-    """One pattern from "|"-separated phrase lists; a phrase may contain regex."""
-    parts = [p.strip() for group in groups for p in group.split("|") if p.strip()]
-    return re.compile(r"(?<!\w)(?:" + "|".join(parts) + r")(?!\w)")
-
-
-_AUTO_SUBJECT = _phrases(
+_AUTO_SUBJECT = phrases(
     "out of (the )?office|automatic reply|auto[- ]?reply|autoreply|auto[- ]?response|"
     "away from (the )?office|on vacation|on holiday|on leave|annual leave",
     "abwesenheitsnotiz|automatische antwort|abwesend|ausser haus|nicht im buro|"
@@ -51,7 +54,7 @@ _AUTO_SUBJECT = _phrases(
     "met vakantie|afwezigheidsbericht",
     "resposta automatica|ausencia|fora do escritorio|de ferias|ausente",
 )
-_AUTO_BODY = _phrases(
+_AUTO_BODY = phrases(
     r"(i am|i'm|i will be|i'll be) (currently )?(out of (the )?office|away|on (annual )?leave|"
     r"on vacation|on holiday|travell?ing|out of the country)|limited access to (my )?e-?mail|"
     r"this is an automatic reply|this is an automated (reply|response)",
@@ -71,29 +74,46 @@ _AUTO_BODY = _phrases(
     r"(estou|estarei|encontro-me|me encontro) (atualmente )?(fora do escritorio|ausente|"
     r"de ferias)|esta e uma resposta automatica",
 )
-_UNSUBSCRIBE = _phrases(
-    r"unsubscribe|remove me|take me off|stop (e-?mailing|sending|contacting)|"
-    r"no (more|further) e-?mails|opt(-| )?out|do not (contact|e-?mail) me|"
-    r"don't (contact|e-?mail) me|remove my (e-?mail|address)",
-    r"abmelden|austragen|abbestellen|entfernen sie mich|nehmen sie mich .{0,30}(raus|heraus)|"
-    r"keine (weiteren )?e-?mails mehr|aus (ihrem|dem) verteiler|"
-    r"nicht mehr (kontaktieren|anschreiben|zuschicken)",
-    r"desabonner|desinscrire|desinscription|desabonnement|retirez-moi|supprimez-moi|"
-    r"ne (plus|pas) recevoir|arretez de m'envoyer|ne m'envoyez plus",
-    r"darme de baja|dar de baja|denme de baja|no me envien mas|eliminenme|quitenme|"
-    r"dejen de enviar(me)?|cancelar (la )?suscripcion|anular (la )?suscripcion",
-    r"disiscrivi(mi)?|disiscrizione|cancellami|rimuovetemi|rimuovermi|non inviatemi piu|"
-    r"annulla(re)? (l')?iscrizione|smettete di (inviarmi|scrivermi)",
-    r"afmelden|uitschrijven|verwijder (mij|me)|geen (e-?mails|mails) meer|stop met mailen",
-    r"descadastrar|descadastre-me|cancelar (a )?inscricao|remover-me|removam-me|me remova|"
-    r"parem de (enviar|me enviar)|nao quero (mais )?receber|nao enviem mais",
+_UNSUBSCRIBE = phrases(
+    r"unsubscribe|remove me|take me off|opt(-| )?(me )?out|"
+    r"stop (e-?mailing|sending|contacting|writing to)|no (more|further) <mails>|"
+    r"(do not|don't|dont) (contact|e-?mail|write to) me|"
+    r"remove my (e-?mail|address|name)|take my (e-?mail|address|name) off|"
+    r"(no longer|do not|don't|dont) (wish|want) to (receive|get) <w>{0,2}(<mails>|these|them)|"
+    r"(do not|don't|dont) want (to (receive|get) )?any more <mails>|"
+    r"delete (me|my (e-?mail|address)) from",
+    r"abmelden|austragen|abbestellen|(entfernen|streichen|loschen) sie mich|"
+    r"nehmen sie mich .{0,30}(raus|heraus)|keine weiteren <mails>|keine <w>{0,2}<mails> mehr|"
+    r"aus (ihrem|dem) verteiler|nicht mehr (kontaktieren|anschreiben|zuschicken)",
+    r"desabonner|desinscri(re|vez|ption)|desabonnement|retirez-moi|supprimez-moi|"
+    r"ne (plus|pas) recevoir|ne (veux|souhaite|desire) plus (recevoir|etre contacte)|"
+    r"arretez de m'envoyer|ne m'envoyez plus|"
+    r"(retirer|supprimer|retirez|supprimez|enlevez|effacez) (mon adresse|mon e-?mail|"
+    r"mon courriel|moi) (de|des) (votre|vos|la|cette) liste",
+    r"darme de baja|dar de baja|denme de baja|darse de baja|no me envien mas|eliminenme|"
+    r"quitenme|borrenme|saquenme|dejen de enviar(me)?|(cancelar|anular) (la |mi )?suscripcion|"
+    r"no (quiero|deseo) (recibir|seguir recibiendo) <w>{0,2}(mas|<mails>)|"
+    r"(eliminar|quitar|borrar|sacar)(me)? de (la|su|vuestra|esta) lista",
+    r"disiscriv(i|imi|ermi|etemi)|disiscrizione|cancella(mi|rmi|temi)|rimuovetemi|rimuovermi|"
+    r"toglietemi|toglimi|non (inviatemi|mandatemi|scrivetemi) piu|"
+    r"annulla(re)? (l')?iscrizione|smettete di (inviarmi|scrivermi|mandarmi)|"
+    r"non (voglio|desidero) (piu )?ricevere|"
+    r"(rimuovere|togliere|cancellare) (il mio indirizzo|la mia (e-?mail|mail)|mi) dalla "
+    r"(vostra |sua |mailing )?lista",
+    r"afmelden|uitschrijven|verwijder (mij|me)|geen <w>{0,2}<mails> meer|stop met mailen|"
+    r"haal (mij|me) <w>{0,2}(van|uit) (de|uw|jullie) (mailing)?lijst",
+    r"descadastr(ar|e|em|o)|descadastre-me|cancelar (a |minha |a minha )?(inscricao|assinatura)|"
+    r"remover-me|removam-me|remova-me|me (remova|remover|removam|tire|tirem|retire)|"
+    r"parem de (me )?enviar|nao (quero|desejo) (mais )?receber|nao enviem mais|"
+    r"(remover|retirar|tirar|tirem|tire|retirem|removam|remova)(-me)? (da|de) "
+    r"(vossa |sua |minha )?lista",
 )
 _FORWARD_SUBJECT = re.compile(
     r"^\s*(?:(?:re|aw|sv|antw|r|rif|res)\s*:\s*)*"
     r"(?:fwd?|fw|wg|tr|rv|i|enc|doorst|inoltro|reenv|weitergeleitet)\s*:",
     re.IGNORECASE,
 )
-_FORWARD_BODY = _phrases(
+_FORWARD_BODY = phrases(
     r"-+ ?forwarded message ?-+|begin forwarded message:|forwarded message:",
     r"-+ ?weitergeleitete nachricht ?-+|anfang der weitergeleiteten nachricht:",
     r"-+ ?message transfere ?-+|debut du message reexpedie ?:|message transfere ?:",
@@ -102,92 +122,31 @@ _FORWARD_BODY = _phrases(
     r"-+ ?doorgestuurd bericht ?-+|begin doorgestuurd bericht:",
     r"-+ ?mensagem encaminhada ?-+|inicio da mensagem (re)?encaminhada:",
 )
-_BOUNCE_FROM = re.compile(r"^(mailer-daemon|postmaster|mail-daemon|bounces?)@", re.IGNORECASE)
-_BOUNCE_SUBJECT = _phrases(
-    r"undeliver(ed|able)|delivery status notification|delivery (has )?failed|"
-    r"mail delivery (failed|failure|system)|returned mail|failure notice|"
-    r"delivery failure|could not be delivered|non-?delivery",
-    r"unzustellbar|nicht zustellbar|zustellung fehlgeschlagen|unzustellbare",
-    r"non remis|echec de (la )?remise|echec de distribution|non distribuable",
-    r"no se puede entregar|no entregado|error de entrega|devuelto",
-    r"non recapitabile|mancato recapito|errore di consegna|impossibile recapitare",
-    r"onbestelbaar|niet afgeleverd|bezorging mislukt",
-    r"nao entregue|falha na entrega|nao foi possivel entregar|devolvida",
-)
-_STATUS = re.compile(r"(?<![\d.])([245])\.(\d{1,3})\.(\d{1,3})(?![\d.])")
-_SMTP_CODE = re.compile(r"(?<!\d)([45]\d\d)[ -]")
-_DEAD = _phrases(
-    r"user unknown|unknown user|no such user|does not exist|doesn't exist|"
-    r"mailbox unavailable|mailbox not found|invalid recipient|recipient rejected|"
-    r"address rejected|no mailbox|account (has been )?disabled|no longer (active|in use)|"
-    r"unknown recipient|not a valid mailbox|host or domain name not found|nxdomain",
-    r"unbekannt|existiert nicht|inconnu|n'existe pas|no existe|inesistente|"
-    r"onbekend|bestaat niet|nao existe|desconhecido",
-)
-_DIAG = re.compile(r"^.*(?:\b[45]\d\d\b|[245]\.\d{1,3}\.\d{1,3}).*$", re.MULTILINE)
-
-
-@dataclass(frozen=True)
-class Bounce:
-    hard: bool
-    status: str  # "5.1.1", "" when none was found
-    diagnostic: str
-    recipient: str  # the failed address, lower-cased, "" when unknown
-    policy: bool = False  # 5.7.x: blocked for policy or reputation, the address is fine
 
 
 @dataclass(frozen=True)
 class Classification:
-    kind: EventKind  # REPLY, AUTO_REPLY, BOUNCE, UNSUBSCRIBE or FORWARD
+    kind: EventKind  # REPLY, AUTO_REPLY, BOUNCE, UNSUBSCRIBE, FORWARD or COMPLAINT
     reason: str  # which rule decided, for logs and tests
     text: str = ""  # the new text, without quotes and signature
     until: datetime | None = None  # AUTO_REPLY: when the sender says they are back
-    bounce: Bounce | None = None
+    bounce: Bounce | None = None  # BOUNCE: the first failed recipient's (see for_recipient)
+    bounces: tuple[Bounce, ...] = ()  # BOUNCE: one per recipient a DSN reports on
 
 
-def _severity(status: str, diagnostic: str) -> tuple[bool, bool]:
-    """(hard, policy) for an enhanced status code and diagnostic text."""
-    folded = fold(diagnostic)
-    if status.startswith("5.7."):
-        return False, True
-    if status.startswith("5.1."):
-        return True, False
-    if status.startswith("5.") or re.search(r"(?<!\d)5\d\d(?!\d)", diagnostic):
-        return bool(_DEAD.search(folded)), False
-    return False, False
-
-
-def bounce_of(msg: Inbound) -> Bounce | None:
-    """The bounce in ``msg``, or None when it is not one."""
-    for rcpt in msg.dsn:
-        if rcpt.action in ("delivered", "relayed", "expanded"):
-            continue
-        status = rcpt.status or ("5.0.0" if rcpt.action == "failed" else "4.0.0")
-        hard, policy = _severity(status, rcpt.diagnostic)
-        return Bounce(hard, status, rcpt.diagnostic, rcpt.recipient, policy)
-    if msg.is_report and msg.dsn:
-        return None  # a report of success ("delivered", "relayed")
-    from_bounce = bool(_BOUNCE_FROM.match(msg.from_addr)) or not msg.from_addr
-    subject_bounce = bool(_BOUNCE_SUBJECT.search(fold(msg.subject)))
-    if not (from_bounce and (subject_bounce or msg.is_report)) and not (
-        subject_bounce and _STATUS.search(msg.text)
-    ):
-        return None
-    found = _STATUS.search(msg.text)
-    code = _SMTP_CODE.search(msg.text)
-    status = ".".join(found.groups()) if found else ""
-    if not status and code:
-        status = f"{code.group(1)[0]}.0.0"
-    line = _DIAG.search(msg.text)
-    diagnostic = line.group(0).strip()[:500] if line else ""
-    hard, policy = _severity(status or "5.0.0", f"{diagnostic}\n{msg.text[:5000]}")
-    recipient = ""
-    for header in ("x-failed-recipients", "original-recipient", "final-recipient"):
-        value = msg.header(header).rpartition(";")[2].strip().strip("<>").lower()
-        if "@" in value:
-            recipient = value
-            break
-    return Bounce(hard, status or "5.0.0", diagnostic, recipient, policy)
+def for_recipient(cls: Classification, address: str) -> Classification:
+    """``cls`` judged by the status of ``address`` (the lead the message was matched
+    to) when the report names it among several recipients: another recipient's dead
+    address says nothing about ours, and ours delivered is no bounce for our lead."""
+    ours = [b for b in cls.bounces if b.about(address)]
+    if not ours:
+        return cls
+    # Several about ours (an alias that forwards to more than one mailbox): the mildest,
+    # since any copy that arrives (or may yet) proves the address alive.
+    mildest = min(ours, key=lambda b: (not b.delivered, b.hard, b.policy, b.status))
+    if mildest == cls.bounce:
+        return cls
+    return replace(cls, bounce=mildest, reason=f"{cls.reason}, recipient {address}")
 
 
 def _auto_header(msg: Inbound) -> str | None:
@@ -208,14 +167,24 @@ def _auto_header(msg: Inbound) -> str | None:
     return None
 
 
+def feedback_type(msg: Inbound) -> str | None:
+    """An RFC 5965 (ARF) feedback report's Feedback-Type ("abuse", ...), else None."""
+    if msg.report_type != "feedback-report" and "feedback-type" not in msg.feedback:
+        return None
+    return msg.feedback.get("feedback-type", "").strip().lower() or "abuse"
+
+
 def classify(
     msg: Inbound, now: datetime, *, unsubscribe_addresses: frozenset[str] = frozenset()
 ) -> Classification:
     """Decide what ``msg`` is; ``now`` dates the return dates that omit a year."""
+    complaint = feedback_type(msg)
+    if complaint is not None:  # a mailbox provider's report, whatever its subject says
+        return Classification(EventKind.COMPLAINT, f"feedback report: {complaint}")
     bounce = bounce_of(msg)
     if bounce is not None:
         why = "DSN" if msg.dsn else "non-standard bounce"
-        return Classification(EventKind.BOUNCE, why, bounce=bounce)
+        return Classification(EventKind.BOUNCE, why, bounce=bounce, bounces=dsn_bounces(msg))
 
     text = new_text(msg.text)
     folded_subject = fold(msg.subject)
@@ -227,7 +196,8 @@ def classify(
     if auto is None and _AUTO_BODY.search(folded_text) and not has_quote(msg.text):
         auto = "out-of-office text"
     if auto is not None:
-        until = return_date(f"{msg.subject}\n{text}", sent)
+        lang = language(msg.header("content-language"), f"{msg.subject}\n{text}")
+        until = return_date(f"{msg.subject}\n{text}", sent, month_first=month_first(lang))
         return Classification(EventKind.AUTO_REPLY, auto, text=text, until=until)
 
     if unsubscribe_addresses & {r.lower() for r in msg.recipients}:

@@ -4,9 +4,11 @@ In order of certainty, for each message:
 
 1. ``thread``: In-Reply-To / References (for a bounce: the returned message's
    Message-ID, or one of ours quoted in its text) equal to a ``Delivery.message_id``;
-2. ``token``: a delivery token in a plus-addressed recipient (``replies+TOKEN@domain``)
-   or in the left half of one of our Message-IDs that the sender's software altered;
-3. ``from`` (or, for a bounce, the failed recipient): a lead's address;
+2. ``token``: a delivery token in a plus-addressed recipient (``replies+TOKEN@domain``,
+   ``bounces+TOKEN@domain``), in the plus-addressed Reply-To or Return-Path of a
+   returned message, or in the left half of one of our Message-IDs;
+3. ``from`` (for a bounce: the failed recipient; for a complaint: the reported
+   recipient): a lead's address;
 4. ``company``: someone at the domain of a lead we mailed (not a free-mail domain):
    the most recently mailed lead there, as a colleague writing in.
 
@@ -18,6 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from email.utils import getaddresses
 from functools import reduce
 from operator import or_
 
@@ -67,11 +70,20 @@ def _our_ids(msg: Inbound, domains: frozenset[str]) -> list[str]:
     return ids
 
 
+def _returned_addresses(msg: Inbound) -> list[str]:
+    """Our plus-addressed Reply-To / Return-Path in a returned message (a bounce's or a
+    complaint's): they carry the delivery token."""
+    found: list[str] = []
+    for name in ("reply-to", "return-path"):
+        found.extend(a for _, a in getaddresses([msg.returned.get(name, "")]) if "@" in a)
+    return found
+
+
 def _tokens(msg: Inbound, ids: Sequence[str], domains: frozenset[str]) -> list[str]:
     tokens = []
-    for addr in msg.recipients:
-        local, _, domain = addr.partition("@")
-        if "+" in local and domain in domains:
+    for addr in [*msg.recipients, *_returned_addresses(msg)]:
+        local, _, domain = addr.rpartition("@")
+        if "+" in local and domain.lower() in domains:
             tokens.append(local.partition("+")[2])
     for mid in ids:
         left, _, domain = mid.strip("<>").partition("@")
@@ -82,11 +94,14 @@ def _tokens(msg: Inbound, ids: Sequence[str], domains: frozenset[str]) -> list[s
 
 def _addresses(msg: Inbound, cls: Classification) -> list[str]:
     if cls.kind == EventKind.BOUNCE:
-        found = [r.recipient for r in msg.dsn if r.recipient]
+        found = [a for r in msg.dsn for a in (r.recipient, r.original) if a]
         if cls.bounce is not None and cls.bounce.recipient:
             found.append(cls.bounce.recipient)
         found.extend(re.findall(r"[^\s<>\"',;:]+@[^\s<>\"',;:]+", msg.returned.get("to", "")))
         return [a.lower() for a in found]
+    if cls.kind == EventKind.COMPLAINT:  # sent by the mailbox provider, about our lead
+        values = [msg.feedback.get("original-rcpt-to", ""), msg.returned.get("to", "")]
+        return [a.lower() for _, a in getaddresses(values) if "@" in a]
     return [msg.from_addr] if msg.from_addr else []
 
 
@@ -133,7 +148,7 @@ async def match_all(
             continue
         lead_id = next((by_address[a] for a in addresses[n] if a in by_address), None)
         if lead_id is not None:
-            via = "recipient" if cls.kind == EventKind.BOUNCE else "from"
+            via = "recipient" if cls.kind in (EventKind.BOUNCE, EventKind.COMPLAINT) else "from"
             matches.append(Match(lead_id, None, via, emails[lead_id]))
         else:
             matches.append(UNMATCHED)

@@ -23,7 +23,7 @@ from typing import Any
 
 from nurtured.alerts import AlertRequest, alert_many
 from nurtured.app import App, Runtime
-from nurtured.inbox.classify import Classification, classify
+from nurtured.inbox.classify import Classification, classify, feedback_type, for_recipient
 from nurtured.inbox.match import Match, match_all
 from nurtured.inbox.parse import Inbound, parse
 from nurtured.message import domain_of
@@ -104,11 +104,18 @@ def _data(msg: Inbound, cls: Classification, kind: EventKind, found: Match) -> d
         data["reason"] = cls.reason
         if cls.until is not None:
             data["until"] = cls.until.isoformat()
+    if kind == EventKind.COMPLAINT:  # who reported it, and what the report says
+        data["feedback_type"] = feedback_type(msg) or "abuse"
+        for name in ("user-agent", "original-rcpt-to", "source-ip", "arrival-date"):
+            if msg.feedback.get(name):
+                data[name.replace("-", "_")] = msg.feedback[name][:300]
     if kind == EventKind.BOUNCE and cls.bounce is not None:
         b = cls.bounce
         data.update(hard=b.hard, status=b.status, diagnostic=b.diagnostic, recipient=b.recipient)
         if b.policy:
             data["policy"] = True
+        if b.delivered:  # a report on several recipients that says ours got it
+            data["delivered"] = True
     return data
 
 
@@ -155,6 +162,8 @@ async def process_messages(runtime: Runtime, raws: Sequence[bytes]) -> list[Resu
     messages = [parse(raw) for raw in raws]
     classes = [_classify(msg, now, unsubscribe) for msg in messages]
     matches = await match_all(list(zip(messages, classes, strict=True)), our_domains(app))
+    # A report on several recipients is judged by ours, never by the first one listed.
+    classes = [for_recipient(c, m.lead_email) for c, m in zip(classes, matches, strict=True)]
 
     refs = [ref_of(msg) for msg in messages]
     # Replies to handoff alerts are sales acting: commands, not a lead's words.
