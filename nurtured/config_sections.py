@@ -75,6 +75,7 @@ class Scoring(Model):
     open: int = 1
     click: int = 5
     reply: int = 30
+    interested: int = 20  # extra, for a reply that asks for a call, a demo, a quote
     forward: int = 20
     # Extra points for a clicked link tag, by tag or tag prefix ("interest:" matches all).
     tags: dict[str, int] = Field(default_factory=dict)

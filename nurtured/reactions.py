@@ -16,7 +16,8 @@ import time
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as clock_time
 from typing import Any
 
 from tortoise.transactions import in_transaction
@@ -91,6 +92,8 @@ def points(signal: Signal, scoring: Scoring) -> int:
         EventKind.REPLY: scoring.reply,
         EventKind.FORWARD: scoring.forward,
     }.get(signal.kind, 0)
+    if signal.kind == EventKind.REPLY and signal.data.get("intent") == "interested":
+        base += scoring.interested  # wants a call, a demo, a quote
     if signal.kind == EventKind.CLICK and signal.tag:
         matches = [k for k in scoring.tags if signal.tag == k or signal.tag.startswith(k)]
         if matches:  # the most specific (longest) key wins
@@ -230,6 +233,10 @@ class _Batch:
             transition = stream.transitions.on_click.get(signal.tag)
             if transition is not None:
                 action = self.fire(s, transition, signal.at, f"click {signal.tag}")
+        elif kind == EventKind.REPLY and data.get("intent") in ("later", "not_interested"):
+            # "Not now, maybe in March": told nothing more until then, and sales are not
+            # bothered; "not interested": the long-term stream, no alert either.
+            action = self.after_no(s, data, signal.at)
         elif kind == EventKind.REPLY:
             alert = "reply"
             on_reply = stream.transitions.on_reply if stream is not None else None
@@ -287,6 +294,22 @@ class _Batch:
                                    f"MQL lacks {', '.join(lacks)}")  # fmt: skip
         return Outcome(signal, after, action, alert)
 
+    def after_no(self, s: _Lead, data: Mapping[str, Any], at: datetime) -> str | None:
+        """A reply that says later (pause until the date it names) or not interested (the
+        long-term stream: [handoff] returns' not_interested, else default, else the
+        lowest-priority stream)."""
+        if data.get("intent") == "later":
+            until = _later_until(data.get("later_until"), at)
+            return self.pause(s, until, at, "reply: later") if until else None
+        returns = self.app.settings.handoff.returns
+        streams = self.app.catalog.streams
+        target = returns.get("not_interested") or returns.get("default")
+        if target is None and streams:
+            target = max(streams.values(), key=lambda st: st.entry.priority if st.entry else 0).id
+        if target is None:
+            return None
+        return self.fire(s, Action("move", target), at, "reply: not interested")
+
     def stage(self, s: _Lead, to: LeadStage, at: datetime, cause: str, **data: Any) -> None:
         if s.lead.stage == to:
             return
@@ -296,6 +319,18 @@ class _Batch:
         log.info("lead %s: stage %s -> %s (%s)", s.lead.email, s.lead.stage, to, cause)
         s.lead.stage = to
         s.dirty = True
+
+
+def _later_until(value: object, now: datetime) -> datetime | None:
+    """A reply's "later" date (ISO) as the instant it begins, at most two years ahead."""
+    if not isinstance(value, str):
+        return None
+    try:
+        day = date.fromisoformat(value)
+    except ValueError:
+        return None
+    until = datetime.combine(day, clock_time(0), tzinfo=UTC)
+    return min(until, now + timedelta(days=730)) if until > now else None
 
 
 def _parse_until(value: object, now: datetime) -> datetime | None:

@@ -25,6 +25,7 @@ from nurtured.alerts import AlertRequest, alert_many
 from nurtured.app import App, Runtime
 from nurtured.inbox.classify import Classification, classify, feedback_type, for_recipient
 from nurtured.inbox.match import Match, match_all
+from nurtured.inbox.meaning import create_referrals, intent_data
 from nurtured.inbox.parse import Inbound, parse
 from nurtured.message import domain_of
 from nurtured.models import Event, EventKind
@@ -179,9 +180,11 @@ async def process_messages(runtime: Runtime, raws: Sequence[bytes]) -> list[Resu
             continue
         batch_refs.add(refs[n])
         kind = _kind(msg, cls, found)
+        data = _data(msg, cls, kind, found)
+        if kind == EventKind.REPLY:
+            data.update(intent_data(msg, cls.text, now))
         signals[n] = Signal(lead_id=found.lead_id, kind=kind, at=now,
-                            delivery_id=found.delivery_id, data=_data(msg, cls, kind, found),
-                            ref=refs[n])  # fmt: skip
+                            delivery_id=found.delivery_id, data=data, ref=refs[n])  # fmt: skip
     outcomes = {id(o.signal): o for o in await react(app, list(signals.values()))}
     pending = await _pending_alerts([r for r in refs if r in seen])
 
@@ -215,6 +218,13 @@ async def process_messages(runtime: Runtime, raws: Sequence[bytes]) -> list[Resu
             wanted[n] = AlertRequest(found.lead_id, alert_reason, cls.text, msg.raw)
         bases.append(base)
         statuses.append(status)
+    referrals = [
+        (o.signal.lead_id, messages[n].from_addr, str(o.signal.data["referral"]))
+        for n, signal in signals.items()
+        if (o := outcomes.get(id(signal))) is not None and o.signal.data.get("referral")
+    ]
+    if referrals:
+        await create_referrals(app, referrals, now)
     # After the commit, all at once; one not sent keeps its message for another try.
     sent = await alert_many(app, runtime.transport, list(wanted.values()), now)
     for n, alert in zip(wanted, sent, strict=True):
