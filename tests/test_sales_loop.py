@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import email
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
@@ -243,3 +244,37 @@ async def test_an_unparseable_reply_gets_the_forms_once(sales: Walk) -> None:
     assert "return: <reason>" in answer.get_content()
     (again,) = await process_messages(runtime, [raw])  # replayed: counted once
     assert again.status == "duplicate"
+
+
+async def test_sales_replies_through_a_maildir_inbox(sales: Walk, tmp_path: Path) -> None:
+    """The inbox as the daemon reads it: a Maildir with the owner's reply in new/."""
+    from nurtured.inbox.runner import drain
+    from nurtured.inbox.source import MaildirSource
+
+    lead = await handed_lead(sales)
+    (alert,) = mails_to(sales, "sam@acme.example")
+    maildir = tmp_path / "inbox"
+    source = MaildirSource(maildir)
+    await source.open()
+    (maildir / "new" / "1.reply").write_bytes(sales_reply(alert, "lost: went with a competitor"))
+    await drain(Runtime(sales.app, sales.transport, clock=lambda: MONDAY), source)
+    handoff = await Handoff.get(lead_id=lead.id)
+    assert (handoff.state, handoff.category) == (HandoffState.LOST, "lost")
+    assert (await Lead.get(id=lead.id)).stage == LeadStage.LOST
+    assert [p.name for p in (maildir / "cur").iterdir()] == ["1.reply:2,S"]
+
+
+async def test_sales_replies_through_a_real_dovecot(sales: Walk, imap_box: Any) -> None:
+    """Accept by replying, read over IMAP (IDLE) from a real Dovecot."""
+    from tests.test_inbox_imap import imap_runtime, running, until
+
+    lead = await handed_lead(sales)
+    (alert,) = mails_to(sales, "sam@acme.example")
+    await asyncio.to_thread(imap_box.append, sales_reply(alert, "accept"))
+
+    async def accepted() -> bool:
+        return (await Handoff.get(lead_id=lead.id)).state == HandoffState.ACCEPTED
+
+    async with running(imap_runtime(sales, imap_box, idle=True, poll_interval="1s")):
+        await until(accepted)
+    assert (await Lead.get(id=lead.id)).stage == LeadStage.ACCEPTED
