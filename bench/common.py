@@ -144,6 +144,11 @@ def write_project(
     for sub in ("streams", "templates"):
         with resources.as_file(scaffold / sub) as source:
             shutil.copytree(source, root / sub, dirs_exist_ok=True)
+    # Steps' own windows go too: the engine checks each email's window when it is about
+    # to go, and a seeded due lead outside its step's window would wait, not be sent.
+    for stream in (root / "streams").glob("*.toml"):
+        lines = stream.read_text().splitlines(keepends=True)
+        stream.write_text("".join(line for line in lines if not line.startswith("window =")))
     config = root / "config.toml"
     config.write_text(
         CONFIG.format(
@@ -258,6 +263,7 @@ def seed(
                     ZONES[i % len(ZONES)],
                     json.dumps({"country": "DE"}),
                     "active",
+                    "nurturing",
                     0,
                     created,
                     created,
@@ -266,8 +272,8 @@ def seed(
 
         conn.executemany(
             "INSERT INTO lead (id, email, first_name, last_name, title, source, interests, "
-            "timezone, extra, status, score, created_at, updated_at, company_id) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "timezone, extra, status, stage, score, created_at, updated_at, company_id) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             lead_rows(),
         )
 
