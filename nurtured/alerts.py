@@ -31,7 +31,6 @@ from nurtured.message import build_message_bytes, check_addr_spec, domain_of, ma
 from nurtured.models import Event, EventKind, Handoff, Lead
 from nurtured.queries import load_profiles
 from nurtured.sales.handoff import HANDOFF_REASONS, criteria, open_handoffs, record_alert_ids
-from nurtured.timing import format_duration
 
 __all__ = ["AlertRequest", "AlertResult", "alert_many", "alert_sales", "alert_text",
            "build_alert", "load_profiles", "recipients"]  # fmt: skip
@@ -102,7 +101,8 @@ def _handoff_view(app: App, lead: Lead, handoff: Handoff | None) -> dict[str, An
         return None
     tz = app.settings.handoff.calendar.timezone
     return {"owner": handoff.owner, "deadline": handoff.deadline.astimezone(tz),
-            "sla": app.settings.handoff.sla, "criteria": criteria(app, lead)}  # fmt: skip
+            "sla": app.settings.handoff.sla, "criteria": criteria(app, lead),
+            "escalates": bool(app.settings.handoff.escalate_to)}  # fmt: skip
 
 
 def alert_text(
@@ -119,8 +119,12 @@ def alert_text(
         deadline = handoff["deadline"].strftime("%a %Y-%m-%d %H:%M %Z")
         lines += [
             f"Handed to you ({handoff['owner']}). Please act by {deadline}",
-            f"({format_duration(handoff['sla'])} of working time); a reminder comes before,",
-            "and the handoff is escalated after.",
+            f"({handoff['sla'].total_seconds() / 3600:g} working hours); a reminder comes "
+            + (
+                "before, and the handoff is escalated after."
+                if handoff["escalates"]
+                else "before it."
+            ),
             "  criteria: "
             + ", ".join(f"{k} {'yes' if v else 'unknown'}" for k, v in handoff["criteria"].items()),
             "",

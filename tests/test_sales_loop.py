@@ -136,6 +136,7 @@ async def test_handoff_alerts_the_owner_with_a_working_hours_deadline(sales: Wal
     (alert,) = mails_to(sales, "sam@acme.example")
     body = alert.get_body(("plain",)).get_content()
     assert "Please act by Wed 2026-11-25 15:00" in body
+    assert "(24 working hours); a reminder comes before, and the handoff is escalated" in body
     assert "budget yes, authority yes" in body
     assert "accept" in body
     assert handoff.alert_id == alert["Message-ID"]
