@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from nurtured.models import Delivery, DeliveryStatus
 from nurtured.worker import connect, enqueue_sends, make_worker
 from tests.walk import MONDAY, config, write_project
 
-REDIS = "redis://127.0.0.1:6379/15"
+REDIS = os.environ.get("NURTURED_TEST_REDIS", "redis://127.0.0.1:6379/15")
 
 
 @pytest.fixture
