@@ -37,6 +37,7 @@ from nurtured.models import (
     LeadStatus,
 )
 from nurtured.sales.gate import missing_criteria
+from nurtured.sales.handoff import nurture_stream
 from nurtured.scheduler import place
 from nurtured.soft_bounces import SoftBounces
 from nurtured.streams import Action, Stream
@@ -301,11 +302,7 @@ class _Batch:
         if data.get("intent") == "later":
             until = _later_until(data.get("later_until"), at)
             return self.pause(s, until, at, "reply: later") if until else None
-        returns = self.app.settings.handoff.returns
-        streams = self.app.catalog.streams
-        target = returns.get("not_interested") or returns.get("default")
-        if target is None and streams:
-            target = max(streams.values(), key=lambda st: st.entry.priority if st.entry else 0).id
+        target = nurture_stream(self.app, "not_interested")
         if target is None:
             return None
         return self.fire(s, Action("move", target), at, "reply: not interested")

@@ -228,17 +228,22 @@ async def act(
     return answer
 
 
+def nurture_stream(app: App, reason: str) -> str | None:
+    """Where a lead sales gave back (or that is not interested) is nurtured: the stream
+    ``[handoff] returns`` names for ``reason``, else its ``default``, else the
+    lowest-priority stream (the long-term one)."""
+    returns = app.settings.handoff.returns
+    stream_id = returns.get(reason) or returns.get("default")
+    if stream_id is None and app.catalog.streams:
+        streams = app.catalog.streams.values()
+        stream_id = max(streams, key=lambda st: st.entry.priority if st.entry else 0).id
+    return stream_id
+
+
 async def _back_to_nurture(
     app: App, lead: Lead, category: str, until: date | None, now: datetime
 ) -> str:
-    returns = app.settings.handoff.returns
-    stream_id = returns.get(category) or returns.get("default")
-    if stream_id is None:
-        # Without [handoff] returns: the lowest-priority stream (the long-term one).
-        streams = sorted(
-            app.catalog.streams.values(), key=lambda s: -(s.entry.priority if s.entry else 0)
-        )
-        stream_id = streams[0].id if streams else None
+    stream_id = nurture_stream(app, category)
     lead.status = LeadStatus.ACTIVE
     await lead.save(update_fields=["status"])
     if stream_id is None:
