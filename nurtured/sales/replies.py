@@ -8,7 +8,6 @@ and is logged. Each reply counts once (its Message-ID is the ref of its event).
 from __future__ import annotations
 
 import logging
-import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,10 +15,10 @@ from datetime import datetime
 from nurtured.app import App
 from nurtured.inbox.parse import Inbound
 from nurtured.mailer import Transport
-from nurtured.message import build_message_bytes, domain_of, make_message_id
 from nurtured.models import Event, EventKind, Handoff, Lead
 from nurtured.sales.commands import HELP_TEXT, parse_command
 from nurtured.sales.handoff import HandoffError, act, may_act
+from nurtured.sales.mail import send_note
 
 log = logging.getLogger(__name__)
 
@@ -87,20 +86,13 @@ async def take_sales_reply(
 
 async def _answer(app: App, transport: Transport, msg: Inbound, text: str, now: datetime) -> None:
     """One short email back to the salesperson; a failure is logged (the action stands)."""
-    sender = app.settings.sender
     subject = msg.subject if msg.subject.lower().startswith("re:") else f"Re: {msg.subject}"
-    message_id = make_message_id(f"answer.{secrets.token_hex(8)}", domain_of(sender.address))
     headers = {"Auto-Submitted": "auto-replied"}
     if msg.message_id:
         headers["In-Reply-To"] = msg.message_id
         headers["References"] = msg.message_id
     try:
-        data = build_message_bytes(
-            subject=subject[:200], text=text + "\n", html=None, from_name=sender.name,
-            from_addr=sender.address, to_name="", to_addr=msg.from_addr, reply_to=None,
-            message_id=message_id, date=now, unsubscribe_url=None, unsubscribe_mailto=None,
-            extra_headers=headers,
-        )  # fmt: skip
-        await transport.send(data, sender=sender.address, recipients=[msg.from_addr])
+        await send_note(app, transport, [msg.from_addr], subject, text + "\n", now,
+                        headers=headers)  # fmt: skip
     except Exception as exc:  # the action is committed; a lost answer is only logged
         log.error("answer to %s not sent: %s", msg.from_addr, exc)

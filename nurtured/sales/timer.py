@@ -6,14 +6,13 @@ by the worker tick; it reads only open handoffs nobody has acted on."""
 from __future__ import annotations
 
 import logging
-import secrets
 from datetime import datetime
 
 from nurtured.app import App
 from nurtured.mailer import Transport
-from nurtured.message import build_message_bytes, domain_of, make_message_id
 from nurtured.models import Event, EventKind, Handoff, HandoffState, Lead
 from nurtured.sales.handoff import work_calendar
+from nurtured.sales.mail import send_note
 from nurtured.sales.sla import sla_state, working_time_between
 from nurtured.timing import format_duration
 
@@ -73,17 +72,9 @@ async def _record(handoff: Handoff, what: str, to: list[str], now: datetime) -> 
 async def _send(
     app: App, transport: Transport, to: list[str], subject: str, text: str, now: datetime
 ) -> bool:
-    sender = app.settings.sender
-    message_id = make_message_id(f"sla.{secrets.token_hex(8)}", domain_of(sender.address))
     try:
-        data = build_message_bytes(
-            subject=subject[:200], text=text, html=None, from_name=sender.name,
-            from_addr=sender.address, to_name="", to_addr=to[0], reply_to=None,
-            message_id=message_id, date=now, unsubscribe_url=None, unsubscribe_mailto=None,
-            extra_headers={"Auto-Submitted": "auto-generated",
-                           **({"Cc": ", ".join(to[1:])} if len(to) > 1 else {})},
-        )  # fmt: skip
-        await transport.send(data, sender=sender.address, recipients=to)
+        await send_note(app, transport, to, subject, text, now,
+                        headers={"Auto-Submitted": "auto-generated"})  # fmt: skip
     except Exception as exc:  # tried again at the next check
         log.error("SLA mail to %s not sent: %s", ", ".join(to), exc)
         return False
