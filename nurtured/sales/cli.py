@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 import click
 
@@ -17,6 +17,9 @@ from nurtured.queries import find_lead
 from nurtured.sales.commands import Action, Command
 from nurtured.sales.handoff import open_handoff_list, recheck_gate, work_calendar
 from nurtured.sales.sla import sla_state
+
+if TYPE_CHECKING:
+    from nurtured.alerts import AlertResult
 from nurtured.when import later_date
 
 
@@ -122,32 +125,28 @@ async def lead_set(app: App, email: str, fields: tuple[str, ...], now: datetime 
         click.echo(f"still lacks: {', '.join(lacks)}")
     if owner is None:
         return
+    await _alert(app, [lead.id], "sales_ready", at)
+    click.echo(f"handed to {owner}")
+
+
+async def _alert(app: App, lead_ids: list[int], reason: str, now: datetime) -> list[AlertResult]:
+    """Send the alerts (which hand the leads off) over a transport opened for them."""
     from nurtured.alerts import AlertRequest, alert_many
     from nurtured.app import make_transport
 
     transport = make_transport(app.settings)
     await transport.start()
     try:
-        await alert_many(app, transport, [AlertRequest(lead.id, "sales_ready")], at)
+        return await alert_many(app, transport, [AlertRequest(i, reason) for i in lead_ids], now)
     finally:
         await transport.close()
-    click.echo(f"handed to {owner}")
 
 
 async def alert_consults(app: App, lead_ids: list[int], now: datetime) -> None:
     """Alert sales of leads that came in with a sales source (which hands them off)."""
     if not lead_ids:
         return
-    from nurtured.alerts import AlertRequest, alert_many
-    from nurtured.app import make_transport
-
-    transport = make_transport(app.settings)
-    await transport.start()
-    try:
-        results = await alert_many(app, transport, [AlertRequest(i, "consult") for i in lead_ids],
-                                   now)  # fmt: skip
-    finally:
-        await transport.close()
+    results = await _alert(app, lead_ids, "consult", now)
     failed = [r for r in results if r.error is not None]
     click.echo(f"handed to sales: {len(lead_ids) - len(failed)}"
                + (f" ({len(failed)} alerts not sent: see the log)" if failed else ""))  # fmt: skip
