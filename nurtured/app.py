@@ -10,6 +10,7 @@ from pathlib import Path
 
 from nurtured.config import Settings, load_config
 from nurtured.exceptions import ConfigError, Problem
+from nurtured.limits import LimitedTransport, make_limits
 from nurtured.mailer import MaildirOutbox, SmtpTransport, Transport
 from nurtured.render import Renderer
 from nurtured.scheduler import SendRules
@@ -88,11 +89,16 @@ def load_app(config_path: Path) -> App:
 
 
 def make_transport(settings: Settings) -> Transport:
+    """The mail transport of ``settings``, with the send limits the engine asks
+    (``nurtured.limits``; the global rate applies to SMTP only)."""
     mail = settings.mail
+    inner: Transport
     if mail.transport == "outbox":
-        return MaildirOutbox(mail.outbox)
+        inner = MaildirOutbox(mail.outbox)
+        limits = make_limits(settings, global_rate=None)
+        return LimitedTransport(inner, limits) if limits else inner
     smtp = mail.smtp
-    return SmtpTransport(
+    inner = SmtpTransport(
         host=smtp.host,
         port=smtp.port,
         tls=smtp.tls,
@@ -100,8 +106,10 @@ def make_transport(settings: Settings) -> Transport:
         password=smtp.password() if smtp.username else None,
         pool_size=smtp.pool_size,
         timeout=smtp.timeout.total_seconds(),
-        rate_limit=settings.sending.rate_limit,
+        rate_limit=None,  # shared by every process: in the limits
     )
+    limits = make_limits(settings, global_rate=settings.sending.rate_limit)
+    return LimitedTransport(inner, limits) if limits else inner
 
 
 def _rel(path: Path, settings: Settings) -> str:

@@ -13,7 +13,17 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BeforeValidator, Field, ValidationError
 
-from nurtured.config_sections import Alerts, Bots, Handoff, Http, Inbox, Intake, Queue, Scoring
+from nurtured.config_sections import (
+    Alerts,
+    Bots,
+    Handoff,
+    Http,
+    Inbox,
+    Intake,
+    Limits,
+    Queue,
+    Scoring,
+)
 from nurtured.exceptions import ConfigError, Problem
 from nurtured.schema import (
     EnvName,
@@ -117,6 +127,7 @@ class _Config(Model):
     inbox: Inbox = Inbox()
     bots: Bots = Bots()
     queue: Queue = Queue()
+    limits: Limits = Limits()
 
 
 # -- the settings the rest of nurtured reads ---------------------------------------------
@@ -251,6 +262,7 @@ class Settings:
     inbox: Inbox = field(default_factory=Inbox)
     bots: Bots = field(default_factory=Bots)
     queue: Queue = field(default_factory=Queue)
+    limits: Limits = field(default_factory=Limits)
 
     def path(self, relative: str | Path) -> Path:
         """A path from config.toml, relative to the directory config.toml is in."""
@@ -325,4 +337,5 @@ def load_config(path: Path, *, environ: Mapping[str, str] | None = None) -> Sett
         inbox=raw.inbox,
         bots=raw.bots,
         queue=raw.queue,
+        limits=raw.limits,
     )

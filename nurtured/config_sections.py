@@ -193,3 +193,29 @@ class Queue(Model):
     parallel: int = Field(4, ge=1, le=256)
     tick: PositiveDuration = timedelta(seconds=5)
     queue_name: str = "nurtured"
+
+
+class Warmup(Model):
+    """A new sending domain's ramp: ``first_day`` emails a day on ``start`` (and before),
+    ``factor`` times more each day after, until ``daily_cap`` (if set)."""
+
+    start: Annotated[date, BeforeValidator(_holiday)]
+    first_day: int = Field(ge=1)
+    factor: float = Field(ge=1, le=100, allow_inf_nan=False)
+
+
+class Limits(Model):
+    """Send limits shared by every process (in Redis with ``[queue] backend = "arq"``).
+
+    Emails held back wait in order and go when their slot comes; nothing is dropped.
+    """
+
+    # Emails per ``period`` to a recipient domain, spaced evenly: {"gmail.com" = 60}.
+    per_domain: dict[str, Annotated[int, Field(ge=1)]] = Field(default_factory=dict)
+    per_domain_default: int | None = Field(None, ge=1)  # for every other domain
+    period: PositiveDuration = timedelta(minutes=1)
+    # Emails per sender address and day (in [sending] timezone); None: no cap.
+    daily_cap: int | None = Field(None, ge=1)
+    warmup: Warmup | None = None
+    # An email whose slot is further away than this is deferred instead of waited for.
+    max_wait: PositiveDuration = timedelta(seconds=10)

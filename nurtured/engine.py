@@ -28,11 +28,13 @@ from nurtured.enrollment import LEASE, Changes, leave, settle, wake_held
 from nurtured.exceptions import (
     ClaimLost,
     ConfigError,
+    HeldBack,
     PermanentSendError,
     SendError,
     TransientSendError,
 )
 from nurtured.lease import DUE_STATES, holder_is_dead, lease_due
+from nurtured.limits import LimitedTransport
 from nurtured.mailer import Transport
 from nurtured.marks import StartMarks
 from nurtured.message import build_message_bytes, domain_of, make_message_id
@@ -88,6 +90,7 @@ class Engine:
         self.batch_size = sending.batch_size
         self.domain = domain_of(settings.sender.address)
         self.marks = StartMarks()
+        self.limits = transport.limits if isinstance(transport, LimitedTransport) else None
 
     # -- one pass -------------------------------------------------------------------------
 
@@ -425,6 +428,11 @@ class Engine:
         except ValueError as exc:  # an address the message builder refuses
             job.outcome = PermanentSendError(f"unusable address: {exc}")
             return
+        if self.limits is not None:  # waits for its slot, or is held back (not marked)
+            until = await self.limits.admit(self.settings.sender.address, job.lead.email, now)
+            if until is not None:
+                job.outcome = HeldBack(f"held back by a send limit until {until}", until=until)
+                return
         try:
             assert job.delivery_id is not None  # claimed
             started = await self.marks.start(job.delivery_id)

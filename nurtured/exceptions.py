@@ -11,8 +11,10 @@
         ├── PermanentSendError     do not try again (SMTP 5xx)
         ├── UnknownSendOutcome     the connection broke during DATA: the server may or may
         │                          not have taken the message, so it must never be resent blindly
-        └── ClaimLost              the claim was recovered by another process before its
-                                   transaction began: not sent, the row is not ours to write
+        ├── ClaimLost              the claim was recovered by another process before its
+        │                          transaction began: not sent, the row is not ours to write
+        └── HeldBack               a send limit (rate, daily cap) holds it back until a time:
+                                   not sent, not an attempt; the delivery is deferred
 
 Foreign errors (aiosmtplib, pydantic, jinja2, OS errors) are mapped into this tree with
 ``raise ... from``, at the edge where they occur.
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 
 
 @dataclass(frozen=True, order=True)
@@ -91,3 +94,12 @@ class UnknownSendOutcome(SendError):
 class ClaimLost(SendError):
     """The claim was taken back (recovered as cut off) before its transaction began:
     nothing was sent, and the delivery row is someone else's now; leave it alone."""
+
+
+class HeldBack(SendError):
+    """A send limit ([limits], the global rate) holds the email back until ``until``:
+    nothing was sent, no attempt is counted, the delivery waits deferred."""
+
+    def __init__(self, message: str, *, until: datetime) -> None:
+        super().__init__(message)
+        self.until = until

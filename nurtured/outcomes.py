@@ -19,6 +19,7 @@ from nurtured.db import update_rows
 from nurtured.enrollment import Changes, leave, settle
 from nurtured.exceptions import (
     ClaimLost,
+    HeldBack,
     PermanentSendError,
     SendError,
     TransientSendError,
@@ -80,6 +81,16 @@ def record(
             # Recovery gave the claim to someone else before we sent: not ours to record.
             report.counts["claim_lost"] += 1
             enrollment.next_due_at = now
+            enrollment.lease = None
+            changes.touch(enrollment)
+            continue
+        if isinstance(outcome, HeldBack):
+            # A send limit: not an attempt; due again when its slot or its day comes.
+            report.counts["held_back"] += 1
+            enrollment.next_due_at = next_send_time(
+                outcome.until, job.step.window or rules.window,
+                lead_zone(lead.timezone, rules), rules.holidays,
+            )  # fmt: skip
             enrollment.lease = None
             changes.touch(enrollment)
             continue
@@ -150,7 +161,9 @@ async def save(
         retry_time = None
         if isinstance(job.outcome, UnknownSendOutcome):
             status = DeliveryStatus.UNKNOWN
-        elif isinstance(job.outcome, TransientSendError) and job.attempts < retry.max_attempts:
+        elif isinstance(job.outcome, HeldBack) or (
+            isinstance(job.outcome, TransientSendError) and job.attempts < retry.max_attempts
+        ):
             status, retry_time = DeliveryStatus.DEFERRED, job.enrollment.next_due_at
         others.append(
             Delivery(

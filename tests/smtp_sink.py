@@ -13,6 +13,7 @@ import asyncio
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -31,6 +32,7 @@ class Received:
     mail_from: str
     rcpt_tos: tuple[str, ...]
     content: bytes
+    at: float = field(default_factory=time.time)  # when it arrived (wall clock)
 
 
 @dataclass
