@@ -31,6 +31,8 @@ BENCHES = {
     "intake": "CSV import",
     "tracking": "tracking server click redirects (wrk)",
     "inbound": "inbound classification",
+    "scaleout": "emails/s with 1, 2, 3 arq workers (PostgreSQL + Redis)",
+    "mixed": "click latency while the engine sends, embedded",
 }
 
 

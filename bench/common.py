@@ -610,3 +610,13 @@ def profiled(
 
 def dedent(text: str) -> str:
     return textwrap.dedent(text).strip() + "\n"
+
+
+async def until(done: Callable[[], bool], deadline: float, step: float = 0.05) -> bool:
+    """Poll ``done`` every ``step`` seconds until it holds (True) or ``time.monotonic()``
+    passes ``deadline`` (False)."""
+    while not done():
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(step)
+    return True

@@ -18,6 +18,7 @@ from redis.asyncio import Redis
 
 from nurtured.app import load_app, make_transport
 from nurtured.engine import Engine
+from nurtured.exceptions import ConfigError
 from nurtured.intake import make_input, upsert
 from nurtured.limits import LimitedTransport
 from nurtured.limits.core import Rule
@@ -217,3 +218,22 @@ async def test_a_domain_over_its_rate_is_deferred_in_order_and_sent_later(
     arrived = [m.rcpt_tos[0] for m in smtp_sink.messages]
     assert sorted(arrived) == sorted(emails)
     assert arrived[-1] == "b@slow.example"
+
+
+@pytest.mark.parametrize(
+    ("toml", "problem"),
+    [
+        ('per_domain = { "gmail.com" = 0 }', 'limits.per_domain."gmail.com": 0 is too small'),
+        (
+            'warmup = { start = "soon", first_day = 5, factor = 1.5 }',
+            'limits.warmup.start: "soon" is not a date',
+        ),
+        ('period = "0s"', 'limits.period: "0s" must be longer than 0'),
+        ("daily_cap = -5", "limits.daily_cap: -5 is too small"),
+    ],
+)
+def test_bad_limits_are_refused_naming_the_key(tmp_path: Path, toml: str, problem: str) -> None:
+    path = limited_project(tmp_path, 2525, f"\n        [limits]\n        {toml}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_app(path)
+    assert problem in str(caught.value)
