@@ -116,6 +116,7 @@ async def run(args: argparse.Namespace) -> list[Figure]:
         seed(config, leads=leads + emails, due=leads + emails, now=sent)
         park(config, leads + 1, None)
         clicks = await click_paths(config, sent)
+        park(config, 1, None)  # the click leads' next emails too: idle means idle
         paths = root / "paths.txt"
         paths.write_text("\n".join(clicks) + "\n")
         log(f"mixed: {len(clicks):,} click URLs; `nurtured run` with {emails:,} to send")
