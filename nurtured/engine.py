@@ -59,6 +59,11 @@ from nurtured.views import company_view, lead_view
 
 log = logging.getLogger(__name__)
 
+# Synchronous work (plan, render, record) is done this many emails at a time, yielding to
+# the event loop in between: a batch of 500 rendered in one go held the loop ~100 ms, and
+# with it every click redirect of the tracking server on the same loop.
+SLICE = 50
+
 
 @dataclass
 class Batch:
@@ -224,14 +229,19 @@ class Engine:
 
         changes = Changes()
         jobs: list[Job] = []
-        for enrollment in enrollments:
+        for n, enrollment in enumerate(enrollments, 1):
             lead = leads[enrollment.lead_id]
             job = self._plan(enrollment, lead, received[lead.id], deferred, now, changes, report)
             if job is not None:
                 jobs.append(job)
+            if n % SLICE == 0:
+                await asyncio.sleep(0)  # the tracking server shares this loop: let it answer
 
-        jobs = self._render(jobs, now, changes, report)
-        jobs = await self._claim(jobs, now, report)
+        rendered: list[Job] = []
+        for start in range(0, len(jobs), SLICE):
+            rendered += self._render(jobs[start : start + SLICE], now, changes, report)
+            await asyncio.sleep(0)
+        jobs = await self._claim(rendered, now, report)
         return Batch(len(enrollments), jobs, received, changes, lease, held)
 
     async def _finish(
@@ -240,8 +250,10 @@ class Engine:
         """Once every email of a batch has been tried, record and save every outcome."""
         await sent
         retry = self.settings.sending.retry
-        record(batch.jobs, batch.received, now, batch.changes, report, catalog=self.catalog,
-               rules=self.rules, retry=retry)  # fmt: skip
+        for start in range(0, len(batch.jobs), SLICE):
+            record(batch.jobs[start : start + SLICE], batch.received, now, batch.changes, report,
+                   catalog=self.catalog, rules=self.rules, retry=retry)  # fmt: skip
+            await asyncio.sleep(0)
         await save(batch.jobs, now, batch.changes, batch.lease, batch.held, retry=retry)
 
     async def _lease_due(self, now: datetime) -> list[Enrollment]:
