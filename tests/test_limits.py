@@ -20,7 +20,7 @@ from nurtured.app import load_app, make_transport
 from nurtured.engine import Engine
 from nurtured.exceptions import ConfigError
 from nurtured.intake import make_input, upsert
-from nurtured.limits import LimitedTransport
+from nurtured.limits import LimitedTransport, Limits
 from nurtured.limits.core import Rule
 from nurtured.limits.store import MemoryStore, RedisStore
 from nurtured.models import Delivery, DeliveryStatus, Enrollment
@@ -92,9 +92,10 @@ def limited_project(root: Path, port: int, extra: str) -> Path:
 async def test_the_per_domain_limit_holds_across_processes(
     tmp_path: Path, smtp_sink: Any, redis_url: str
 ) -> None:
-    """Three processes send 20 emails each to a domain limited to 10 a second: the sink
-    never gets more than 10 (+1 at a window's edge) in any second; every email arrives;
-    another domain is not slowed (the limit's clock is real time: the window is small)."""
+    """Three processes send 12 emails each to a domain limited to 10 in 2 s: every email
+    arrives, at the shared pace (not three times it), never more than 10 in any 2 s at
+    the sink (+3 for the jitter of a loaded machine: unshared it would be 30); another
+    domain is not slowed. The limit's clock is real time, so the period is small."""
     queue = f"nurtured-test-{secrets.token_hex(4)}"
     config_path = limited_project(tmp_path, smtp_sink.port, f"""
         [queue]
@@ -103,14 +104,14 @@ async def test_the_per_domain_limit_holds_across_processes(
         queue_name = "{queue}"
         [limits]
         per_domain = {{ "slow.example" = 10 }}
-        period = "1s"
+        period = "2s"
         max_wait = "60s"
     """)  # fmt: skip
     start = time.time() + 4
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     children = []
     for n in range(3):
-        rcpts = [f"p{n}-{i}@slow.example" for i in range(20)]
+        rcpts = [f"p{n}-{i}@slow.example" for i in range(12)]
         rcpts += [f"p{n}-{i}@fast.example" for i in range(10)]
         args = [str(config_path), json.dumps(rcpts), str(start)]
         child = await asyncio.create_subprocess_exec(
@@ -121,14 +122,14 @@ async def test_the_per_domain_limit_holds_across_processes(
     for child in children:
         out, err = await asyncio.wait_for(child.communicate(), 90)
         assert child.returncode == 0, err.decode()
-        assert json.loads(out) == 30
+        assert json.loads(out) == 22
 
     slow = sorted(m.at for m in smtp_sink.messages if m.rcpt_tos[0].endswith("@slow.example"))
     fast = sorted(m.at for m in smtp_sink.messages if m.rcpt_tos[0].endswith("@fast.example"))
-    assert (len(slow), len(fast)) == (60, 30)
-    busiest = max(sum(1 for t in slow if first <= t < first + 1.0) for first in slow)
-    assert busiest <= 11, f"{busiest} emails to slow.example within one second"
-    assert slow[-1] - slow[0] >= 59 * 0.1 * 0.9  # the shared pace, not three times it
+    assert (len(slow), len(fast)) == (36, 30)
+    assert slow[-1] - slow[0] >= 35 * 0.2 * 0.95  # one every 0.2 s, whoever sends it
+    busiest = max(sum(1 for t in slow if first <= t < first + 2.0) for first in slow)
+    assert busiest <= 13, f"{busiest} emails to slow.example within 2 s"
     for n in range(3):  # the other domain is not paced: each process's 10 went at once
         times = [m.at for m in smtp_sink.messages if m.rcpt_tos[0].startswith(f"p{n}-")
                  and m.rcpt_tos[0].endswith("@fast.example")]  # fmt: skip
@@ -237,3 +238,19 @@ def test_bad_limits_are_refused_naming_the_key(tmp_path: Path, toml: str, proble
     with pytest.raises(ConfigError) as caught:
         load_app(path)
     assert problem in str(caught.value)
+
+
+async def test_a_domains_backlog_does_not_hold_up_other_domains(tmp_path: Path) -> None:
+    """Global 10/s, slow.example 1/s: the second slow email waits its second, and the
+    fast.example email after it waits only for the global rate, not behind it."""
+    app = load_app(limited_project(tmp_path, 2525, """
+        [limits]
+        per_domain = { "slow.example" = 1 }
+        period = "1s"
+    """))  # fmt: skip
+    fake = FakeTime()
+    limits = Limits(MemoryStore(), prefix="t", settings=app.settings, global_rate=10.0,
+                    clock=fake.clock, sleep=fake.sleep)  # fmt: skip
+    for address in ("a@slow.example", "b@slow.example", "c@fast.example"):
+        assert await limits.admit("hello@acme.example", address, MONDAY) is None
+    assert fake.slept == pytest.approx([1.0, 0.1, 0.2])  # b: its domain, then the global

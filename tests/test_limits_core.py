@@ -13,11 +13,11 @@ from nurtured.limits.core import Rule, Warmup, day_cap, decide, next_day, sendin
 def run(rules: list[Rule], times: list[float], max_wait: float = 1e9) -> list[float | None]:
     """Admit one email at each time; the wait of each (None: held back)."""
     tats: list[float | None] = [None] * len(rules)
+    tails: list[float | None] = [None] * len(rules)
     waits: list[float | None] = []
     for now in times:
-        decision, new = decide(tats, rules, now, max_wait, 0, None)
+        decision, tats, tails = decide(tats, tails, rules, now, max_wait, 0, None)
         waits.append(decision.wait if decision.go else None)
-        tats = list(new)
     return waits
 
 
@@ -38,11 +38,11 @@ def test_the_slowest_rule_sets_the_slot_and_all_rules_take_it() -> None:
     """Global 10/s and the domain 1/s: the domain decides, and the global slot is taken
     at the same time (so the global budget is not spent twice)."""
     fast, slow = Rule.per("g", 10, 1), Rule.per("d", 1, 1)
-    tats: list[float | None] = [None, None]
-    decision, tats_after = decide(tats, [fast, slow], 0.0, 10, 0, None)
+    none: list[float | None] = [None, None]
+    decision, tats_after, _ = decide(none, none, [fast, slow], 0.0, 10, 0, None)
     assert decision.go
     assert decision.wait == 0
-    decision, tats_after = decide(list(tats_after), [fast, slow], 0.0, 10, 0, None)
+    decision, tats_after, _ = decide(tats_after, none, [fast, slow], 0.0, 10, 0, None)
     assert decision.go
     assert decision.wait == pytest.approx(1.0)
     assert tats_after == pytest.approx([1.1, 2.0])
@@ -52,19 +52,38 @@ def test_a_slot_beyond_max_wait_is_not_taken() -> None:
     """Held back: the state stays as it was, and the wait says when its slot would be."""
     rule = Rule.per("d", 1, 1)
     tats: list[float | None] = [5.0]
-    decision, new = decide(tats, [rule], 0.0, 2.0, 0, None)
+    decision, new, tails = decide(tats, [None], [rule], 0.0, 2.0, 0, None)
     assert not decision.go
     assert not decision.capped
     assert decision.wait == pytest.approx(5.0)
     assert new == [5.0]
+    assert tails == [6.0]  # the next one held back gets the slot after
+
+
+def test_held_back_emails_get_successive_turns_in_the_order_they_asked() -> None:
+    """Four emails at once, one a second, max_wait 1 s: two wait, the other two are
+    held back to 2 s and 3 s (not both to 2 s, to be held back again then)."""
+    rule = Rule.per("d", 1, 1)
+    tats: list[float | None] = [None]
+    tails: list[float | None] = [None]
+    answers = []
+    for _ in range(4):
+        decision, tats, tails = decide(tats, tails, [rule], 0.0, 1.0, 0, None)
+        answers.append((decision.go, round(decision.wait, 6)))
+    assert answers == [(True, 0.0), (True, 1.0), (False, 2.0), (False, 3.0)]
+    # Each comes back at its turn and finds its slot free.
+    decision, tats, tails = decide(tats, tails, [rule], 2.0, 1.0, 0, None)
+    assert (decision.go, decision.wait) == (True, 0.0)
+    decision, tats, tails = decide(tats, tails, [rule], 3.0, 1.0, 0, None)
+    assert (decision.go, decision.wait) == (True, 0.0)
 
 
 def test_a_used_up_day_is_capped_before_any_rate() -> None:
-    decision, new = decide([3.0], [Rule.per("d", 1, 1)], 0.0, 10, used=50, cap=50)
+    decision, new, _ = decide([3.0], [None], [Rule.per("d", 1, 1)], 0.0, 10, used=50, cap=50)
     assert decision.capped
     assert not decision.go
     assert new == [3.0]
-    assert decide([None], [Rule.per("d", 1, 1)], 0.0, 10, used=49, cap=50)[0].go
+    assert decide([None], [None], [Rule.per("d", 1, 1)], 0.0, 10, used=49, cap=50)[0].go
 
 
 @pytest.mark.parametrize(

@@ -57,31 +57,39 @@ class Limits:
         self.clock = clock
         self.sleep = sleep
 
-    def rules(self, recipient: str) -> list[Rule]:
-        rules = [self.global_rule] if self.global_rule is not None else []
+    def domain_rules(self, recipient: str) -> list[Rule]:
         domain = recipient.rpartition("@")[2].lower()
         count = self.per_domain.get(domain, self.per_domain_default)
-        if count:
-            rules.append(Rule.per(f"{self.prefix}:domain:{domain}", count, self.period))
-        return rules
+        return [Rule.per(f"{self.prefix}:domain:{domain}", count, self.period)] if count else []
 
     async def admit(self, sender: str, recipient: str, now: datetime) -> datetime | None:
-        """None once ``recipient`` may be sent to (after waiting for its slot); else the
-        time it is held back until. ``now`` says which day's cap counts."""
-        rules = self.rules(recipient)
+        """None once ``recipient`` may be sent to (after waiting for its turn); else the
+        time it is held back until. ``now`` says which day's cap counts.
+
+        Two steps: the recipient's domain and the sender's day first, then the global
+        rate once the domain's turn has come. Taken together, a domain's turn seconds
+        ahead would also take the global turn that far ahead and hold up every other
+        domain's email behind it."""
+        domain = self.domain_rules(recipient)
         day = sending_day(now, self.zone)
         cap = day_cap(day, self.daily_cap, self.warmup)
-        if not rules and cap is None:
-            return None
-        day_key = f"{self.prefix}:day:{sender.lower()}:{day.isoformat()}"
-        decision = await self.store.admit(rules, day_key, cap, self.clock(), self.max_wait)
-        if decision.go:
+        if domain or cap is not None:
+            day_key = f"{self.prefix}:day:{sender.lower()}:{day.isoformat()}"
+            decision = await self.store.admit(domain, day_key, cap, self.clock(), self.max_wait)
+            if decision.capped:
+                return next_day(now, self.zone)
+            if not decision.go:
+                return now + timedelta(seconds=decision.wait)
             if decision.wait > 0:
                 await self.sleep(decision.wait)
-            return None
-        if decision.capped:
-            return next_day(now, self.zone)
-        return now + timedelta(seconds=decision.wait)
+        if self.global_rule is not None:
+            rules = [self.global_rule]
+            decision = await self.store.admit(rules, "", None, self.clock(), self.max_wait)
+            if not decision.go:
+                return now + timedelta(seconds=decision.wait)
+            if decision.wait > 0:
+                await self.sleep(decision.wait)
+        return None
 
     async def close(self) -> None:
         await self.store.close()

@@ -9,7 +9,8 @@ than ``max_wait`` away is not taken: that email is held back and asks again late
 
 The per-day cap counts emails per sender address and day (in the sending time zone); the
 warm-up ramp makes that cap start small for a new sending domain and grow each day.
-``decide`` is the decision of one admission; the Redis script in ``nurtured.limits.store``
+Held-back emails queue up behind a ``tail`` per rule (see ``decide``). ``decide`` is the
+decision of one admission; the Redis script in ``nurtured.limits.store``
 does exactly the same in Lua (the tests run both on the same sequences).
 """
 
@@ -84,21 +85,35 @@ class Decision:
 
 def decide(
     tats: list[float | None],
+    tails: list[float | None],
     rules: list[Rule],
     now: float,
     max_wait: float,
     used: int,
     cap: int | None,
-) -> tuple[Decision, list[float]]:
-    """One admission at ``now`` (seconds): the decision and each rule's new ``tat``
-    (unchanged unless ``go``); ``used`` is the day's count so far."""
+) -> tuple[Decision, list[float | None], list[float | None]]:
+    """One admission at ``now`` (seconds): the decision, then each rule's new ``tat`` and
+    ``tail``; ``used`` is the day's count so far.
+
+    ``tail`` is where the queue of held-back emails ends: an email held back by a rule
+    is given the next place after it (not the first free slot, which every held-back
+    email would get), so held-back emails come back one slot apart, in the order they
+    asked, instead of all at once to be held back again."""
     if cap is not None and used >= cap:
-        return Decision(False, 0.0, capped=True), [t if t is not None else now for t in tats]
+        return Decision(False, 0.0, capped=True), list(tats), list(tails)
     current = [now if t is None else t for t in tats]
     at = now
     for tat, rule in zip(current, rules, strict=True):
         at = max(at, tat - rule.tolerance)
     if at - now > max_wait:
-        return Decision(False, at - now), current
-    new = [max(tat, at) + rule.interval for tat, rule in zip(current, rules, strict=True)]
-    return Decision(True, at - now), new
+        binding = [i for i, (t, r) in enumerate(zip(current, rules, strict=True))
+                   if t - r.tolerance - now > max_wait]  # fmt: skip
+        turn = max([at] + [tail for i in binding if (tail := tails[i]) is not None])
+        new_tails = list(tails)
+        for i in binding:
+            new_tails[i] = turn + rules[i].interval
+        return Decision(False, turn - now), list(tats), new_tails
+    new: list[float | None] = [
+        max(tat, at) + rule.interval for tat, rule in zip(current, rules, strict=True)
+    ]
+    return Decision(True, at - now), new, list(tails)
