@@ -16,6 +16,7 @@ import click
 from nurtured import __version__
 from nurtured.app import App, load_app
 from nurtured.cli_base import config_option, now_option, parse_now, run_async, utcnow, with_app
+from nurtured.cockpit.cli import simulate
 from nurtured.exceptions import ConfigError, LeadError
 from nurtured.intake import import_csv, make_input, upsert
 from nurtured.models import LeadStatus
@@ -292,5 +293,6 @@ async def status_cmd(app: App, now: datetime | None, as_json: bool) -> None:
 
 
 main.add_command(handoff)
+main.add_command(simulate)
 main.add_command(handoffs)
 lead.add_command(lead_set)
