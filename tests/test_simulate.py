@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
+from tortoise import connections
 
 from nurtured.app import load_app
 from nurtured.cli import main
@@ -24,7 +25,10 @@ from nurtured.cockpit.script import (
     parse_reply,
 )
 from nurtured.cockpit.simulate import simulate
-from nurtured.models import Delivery, Event, Lead
+from nurtured.db import close_db, open_db
+from nurtured.models import Delivery, Enrollment, Event, Lead
+
+from .conftest import TABLES
 
 START = "2026-12-02T09:00:00+00:00"  # a Wednesday: 18:00 in Tokyo
 TOKYO = "source=webinar,interest=product-a,timezone=Asia/Tokyo"
@@ -213,19 +217,52 @@ def test_script_parsing() -> None:
             parse_click(bad)
 
 
-async def test_simulating_in_process_leaves_the_open_database_alone(db: str, tmp_path: Path,
-                                                                     ) -> None:  # fmt: skip
-    """Run beside an open Tortoise connection (this test's database): the simulation uses
-    a context of its own, and this database gets no row and keeps working."""
+async def test_simulating_in_process_leaves_the_open_database_alone(
+    db: str, tmp_path: Path
+) -> None:
+    """Run beside an open Tortoise connection (this test's database, PostgreSQL in the
+    second pass): the simulation uses a context of its own, this database gets no row,
+    and its statements still speak its own dialect afterwards."""
     root = tmp_path / "demo"
     assert CliRunner().invoke(main, ["init", str(root)]).exit_code == 0
     app = load_app(root / "config.toml")
     start = datetime(2026, 12, 2, 9, tzinfo=UTC)
+    await Lead.create(email="before@example.com", created_at=start, updated_at=start)
     found = await simulate(app, Script(), start, start + timedelta(days=20),
                            hypothetical={"source": "webinar", "interest": "product-a"})  # fmt: skip
     assert [r.content for r in found.rows if r.kind == "email"][:2] == ["pa-welcome", "pa-guide"]
-    assert (await Lead.all().count(), await Delivery.all().count(), await Event.all().count()) == (
-        0, 0, 0)  # fmt: skip
-    await Lead.create(email="still@example.com", created_at=start, updated_at=start)
-    assert await Lead.all().count() == 1
-    await asyncio.sleep(0)
+    assert await Lead.all().values_list("email", flat=True) == ["before@example.com"]
+    assert (await Delivery.all().count(), await Event.all().count()) == (0, 0)
+    await Lead.create(email="after@example.com", created_at=start, updated_at=start)
+    assert await Lead.all().count() == 2
+
+
+def test_lead_of_the_configured_database_is_only_read(
+    tmp_path: Path, postgres_url: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lead is read from the project's database (PostgreSQL in the second pass), whose
+    rows stay as they were."""
+    monkeypatch.delenv("NURTURED_DATABASE_URL", raising=False)
+    if postgres_url:
+        monkeypatch.setenv("NURTURED_DATABASE_URL", postgres_url)
+    root = tmp_path / "demo"
+    assert CliRunner().invoke(main, ["init", str(root)]).exit_code == 0
+    url = postgres_url or f"sqlite://{root / 'nurtured.db'}"
+
+    async def counts(empty: bool = False) -> tuple[int, ...]:
+        await open_db(url)
+        try:
+            if empty and postgres_url:  # the run's PostgreSQL is shared by the tests
+                conn = connections.get("default")
+                await conn.execute_script(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE")
+            models = (Lead, Delivery, Event, Enrollment)
+            return tuple([await m.all().count() for m in models])
+        finally:
+            await close_db()
+
+    asyncio.run(counts(empty=True))
+    assert cmd(root, "leads", "import", str(root / "leads.csv"), "--now", START).exit_code == 0
+    before = asyncio.run(counts())
+    data = journey(root, "maria.keller@example.com", "--until", "+30d")
+    assert asyncio.run(counts()) == before
+    assert [e["content"] for e in emails(data)][:2] == ["pa-welcome", "pa-guide"]

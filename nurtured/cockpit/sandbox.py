@@ -24,6 +24,7 @@ from typing import Any
 from urllib.parse import quote
 
 from tortoise import Model, Tortoise, connections
+from tortoise.backends.base.executor import EXECUTOR_CACHE
 from tortoise.context import TortoiseContext
 from tortoise.migrations.api import migrate
 
@@ -64,15 +65,35 @@ class CapturingTransport:
         self.sent.append(Sent(sender, tuple(recipients), raw))
 
 
+MODELS = (Company, Lead, Enrollment, Delivery, Link, Event, Handoff)
+_BOUND = ("basetable", "basequery", "basequery_all_fields", "default_connection")
+
+
 @asynccontextmanager
 async def _tortoise(url: str, *, upgrade: bool) -> AsyncIterator[None]:
-    """Tortoise on ``url`` in a context of its own, closed on the way out."""
-    async with TortoiseContext():
-        config = tortoise_config(url)
-        if upgrade:
-            await migrate(config=config)
-        await Tortoise.init(config=config)
-        yield
+    """Tortoise on ``url`` in a context of its own, closed on the way out.
+
+    Some of Tortoise's state is not kept in the context: each model's base query (built
+    with the dialect of the database last opened) and the cache of executors (insert
+    statements, by connection name and table). Both are set aside here and put back
+    afterwards, so a database open before (PostgreSQL, say) goes on as it was.
+    """
+    bound = {model: [getattr(model._meta, name) for name in _BOUND] for model in MODELS}
+    cached = dict(EXECUTOR_CACHE)
+    EXECUTOR_CACHE.clear()
+    try:
+        async with TortoiseContext():
+            config = tortoise_config(url)
+            if upgrade:
+                await migrate(config=config)
+            await Tortoise.init(config=config)
+            yield
+    finally:
+        EXECUTOR_CACHE.clear()
+        EXECUTOR_CACHE.update(cached)
+        for model, values in bound.items():
+            for name, value in zip(_BOUND, values, strict=True):
+                setattr(model._meta, name, value)
 
 
 def _backup(path: str, target: Path) -> None:
