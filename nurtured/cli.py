@@ -218,7 +218,10 @@ async def move(app: App, email: str, stream_id: str, now: datetime | None) -> No
 @click.option("--once", is_flag=True, help="Process what is due now, then exit.")
 @now_option
 def run(config_path: Path, once: bool, now: datetime | None) -> None:
-    """Run the daemon (SIGINT/SIGTERM finish the current batch and exit)."""
+    """Run the daemon (SIGINT/SIGTERM finish the current batch and exit).
+
+    `--once --now` sends for real, records deliveries and moves leads on: to see what
+    would happen without doing it, use `nurtured simulate`."""
     from nurtured.daemon import serve
 
     if now is not None and not once:

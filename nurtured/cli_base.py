@@ -46,7 +46,8 @@ def parse_now(_ctx: click.Context, _param: click.Parameter, value: str | None) -
 
 now_option = click.option(
     "--now", callback=parse_now, metavar="ISO-DATETIME",
-    help="Run as if it were this time (replays, tests): it sends for real. Without an offset: UTC.",
+    help="Take this as the current time (replays, tests; without an offset: UTC). Not a "
+         "dry run: what the command does, it does for real (`nurtured simulate` changes nothing).",
 )  # fmt: skip
 
 

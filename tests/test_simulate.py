@@ -266,3 +266,11 @@ def test_lead_of_the_configured_database_is_only_read(
     data = journey(root, "maria.keller@example.com", "--until", "+30d")
     assert asyncio.run(counts()) == before
     assert [e["content"] for e in emails(data)][:2] == ["pa-welcome", "pa-guide"]
+
+
+def test_now_is_never_called_a_dry_run() -> None:
+    """--now's help says the command acts for real; run's help points to simulate."""
+    for command in ("run", "status", "move"):
+        text = CliRunner().invoke(main, [command, "--help"]).output
+        assert "Not a dry run" in " ".join(text.split())
+    assert "use `nurtured simulate`" in CliRunner().invoke(main, ["run", "--help"]).output

@@ -29,7 +29,8 @@ __all__ = ["simulate"]
 @click.option("--as", "as_fields", multiple=True, metavar="FIELD=VALUE,...",
               help="A hypothetical lead instead, e.g. source=webinar,interest=product-a,"
                    "timezone=Asia/Tokyo (any field leads import knows).")  # fmt: skip
-@click.option("--sample", type=click.IntRange(min=1), help="N active leads of the database.")
+@click.option("--sample", type=click.IntRange(min=1), metavar="N",
+              help="N active leads of the database.")  # fmt: skip
 @click.option("--from", "start", callback=parse_now, metavar="ISO-DATETIME",
               help="Start here instead of now (without an offset: UTC).")  # fmt: skip
 @click.option("--until", default="+90d", show_default=True, metavar="WHEN",
