@@ -117,7 +117,8 @@ def journey_table(journey: Journey) -> str:
             lines.append(f"{line}  {cells[keep[-1]]}".rstrip())
     lines += [f"note: {note}" for note in journey.notes]
     lines.append("nothing was written to the database or sent: "
-                 f"{journey.mail} messages stayed in the simulation")  # fmt: skip
+                 f"{journey.mail} message{'' if journey.mail == 1 else 's'} stayed in the "
+                 "simulation")  # fmt: skip
     return "\n".join(lines) + "\n"
 
 

@@ -25,7 +25,7 @@ from email.message import EmailMessage
 from email.utils import format_datetime
 
 from nurtured import jobs
-from nurtured.alerts import alert_sales
+from nurtured.alerts import AlertRequest, alert_many, alert_sales
 from nurtured.app import App, Runtime
 from nurtured.bots import classify_click
 from nurtured.cockpit.journey import Journey, Row
@@ -117,6 +117,7 @@ class _Simulation:
         sent = await Delivery.filter(id__gt=self.last_delivery, sent_at__not_isnull=True
                                      ).order_by("id").select_related("lead")  # fmt: skip
         events = await Event.filter(id__gt=self.last_event).order_by("id")
+        await self._know({d.lead_id for d in sent} | {e.lead_id for e in events})
         self.last_delivery = max([self.last_delivery, *(d.id for d in sent)])
         self.last_event = max([self.last_event, *(e.id for e in events)])
         before = [e for e in events if e.kind in BEFORE_SENDING]
@@ -141,6 +142,12 @@ class _Simulation:
                     )
                     self.at(delivery.sent_at + OOO_DELAY,
                             self._mailer(delivery, body, auto=True))  # fmt: skip
+
+    async def _know(self, lead_ids: set[int]) -> None:
+        """Leads that appear on the way (a referral in a reply becomes one) join the journey."""
+        new = lead_ids - set(self.leads)
+        for lead in await Lead.filter(id__in=new).order_by("id") if new else []:
+            self.leads[lead.id] = (lead.email, str(lead_zone(lead.timezone, self.app.rules)))
 
     def _email_row(self, d: Delivery) -> Row:
         assert d.sent_at is not None
@@ -208,13 +215,18 @@ class _Simulation:
         return answer
 
 
-async def _add_hypothetical(app: App, fields: Mapping[str, str], now: datetime) -> None:
+async def _add_hypothetical(sim: _Simulation, fields: Mapping[str, str], now: datetime) -> None:
+    """The lead as ``leads add`` would create it; a sales source goes to sales with an alert."""
+    app = sim.app
     try:
         item = make_input({"email": HYPOTHETICAL, **fields})
     except LeadError as exc:
         raise LeadError(f"--as: {exc}") from None
-    await upsert([item], app.catalog, app.rules, now,
-                 sales_sources=app.settings.intake.sales_sources)  # fmt: skip
+    report, _ = await upsert([item], app.catalog, app.rules, now,
+                             sales_sources=app.settings.intake.sales_sources)  # fmt: skip
+    if report.to_sales:
+        requests = [AlertRequest(lead_id, "consult") for lead_id in report.to_sales]
+        await alert_many(app, sim.transport, requests, now)
 
 
 async def simulate(
@@ -237,7 +249,7 @@ async def simulate(
             sim = _Simulation(app, script, start, until)
             sim.last_event, sim.last_delivery = await _last_id(Event), await _last_id(Delivery)
             if hypothetical is not None:
-                await _add_hypothetical(app, hypothetical, start)
+                await _add_hypothetical(sim, hypothetical, start)
             for lead in await Lead.all().order_by("id"):
                 sim.leads[lead.id] = (lead.email, str(lead_zone(lead.timezone, app.rules)))
                 for reply in script.replies:
