@@ -151,6 +151,13 @@ def test_lead_of_the_database_is_read_from_a_live_database_and_left_alone(home: 
     assert "pa-welcome" not in [e["content"] for e in sent]  # it had that one already
 
 
+def test_click_on_an_email_never_sent_is_noted(home: Path) -> None:
+    data = journey(home, "maria.keller@example.com", "--until", "+5d",
+                   "--click", "pa-welcome:interest:product-b@+1d")  # fmt: skip
+    assert not [r for r in data["rows"] if r["kind"] == "click"]
+    assert any("pa-welcome was not sent in the simulation" in n for n in data["notes"])
+
+
 def test_sample_walks_several_leads(home: Path) -> None:
     data = journey(home, "--sample", "3", "--until", "+14d")
     assert len(data["leads"]) == 3

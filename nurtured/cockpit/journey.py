@@ -1,4 +1,4 @@
-"""PURE: a simulated journey (``simulate.Journey``) as a table or as JSON.
+"""PURE: a simulated journey (what ``simulate.py`` returns) as a table or as JSON.
 
 Times are shown in each lead's own zone with the offset (``Thu 2026-12-03 10:00 +09:00``);
 JSON has them in UTC and local ISO form.

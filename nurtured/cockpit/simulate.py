@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import heapq
 import itertools
-import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -40,8 +39,6 @@ from nurtured.reactions import Signal, react
 from nurtured.scheduler import lead_zone
 
 __all__ = ["simulate"]
-
-log = logging.getLogger(__name__)
 
 MAX_STEPS = 20_000  # a guard: a journey of 90 days takes a few dozen steps
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64) nurtured-simulate"
@@ -67,7 +64,9 @@ class _Simulation:
         self.engine = jobs.make_engine(self.runtime)
         self.queue: list[_Due] = []
         self.seq = itertools.count()
-        self.last_delivery = self.last_event = 0
+        self.last_event = 0
+        self.since = start  # emails sent from then on are the journey's
+        self.seen: set[int] = set()  # ids of those sent at ``since`` already taken in
         self.rows: list[Row] = []
         self.leads: dict[int, tuple[str, str]] = {}  # id -> email, zone
         self.notes: list[str] = []
@@ -102,6 +101,10 @@ class _Simulation:
             if wake <= self.now:
                 break
             self.now, stuck = wake, 0
+        for n, click in enumerate(self.script.clicks):
+            if not any(key[1] == n for key in self.clicked):
+                self.notes.append(f"--click {click.content}:{click.tag}: {click.content} was "
+                                  "not sent in the simulation, so never clicked")  # fmt: skip
         left = [d for d in self.queue if d.at > self.until]
         if left:
             self.notes.append(f"{len(left)} scripted event(s) fall after --until: not run")
@@ -114,11 +117,14 @@ class _Simulation:
     async def _collect(self) -> None:
         """Take in what the last step did, in the order it happened, and schedule the
         scripted clicks and out-of-office replies that the new emails call for."""
-        sent = await Delivery.filter(id__gt=self.last_delivery, sent_at__not_isnull=True
-                                     ).order_by("id").select_related("lead")  # fmt: skip
+        # What was sent since the last look: new deliveries and retried ones alike.
+        recent = await Delivery.filter(sent_at__gte=self.since).order_by("id"
+                                       ).select_related("lead")  # fmt: skip
+        sent = [d for d in recent if d.id not in self.seen]
+        self.since = self.now
+        self.seen = {d.id for d in recent if d.sent_at is not None and d.sent_at >= self.now}
         events = await Event.filter(id__gt=self.last_event).order_by("id")
         await self._know({d.lead_id for d in sent} | {e.lead_id for e in events})
-        self.last_delivery = max([self.last_delivery, *(d.id for d in sent)])
         self.last_event = max([self.last_event, *(e.id for e in events)])
         before = [e for e in events if e.kind in BEFORE_SENDING]
         after = [e for e in events if e.kind not in BEFORE_SENDING]
@@ -247,7 +253,9 @@ async def simulate(
             rows = await copied_leads(app.settings.database.url, scratch, email, sample)
         async with sandbox_db(scratch, rows):
             sim = _Simulation(app, script, start, until)
-            sim.last_event, sim.last_delivery = await _last_id(Event), await _last_id(Delivery)
+            sim.last_event = await _last_id(Event)
+            already = await Delivery.filter(sent_at__gte=start).values_list("id")
+            sim.seen = {pk for (pk,) in already}  # sent for real after --from: not shown
             if hypothetical is not None:
                 await _add_hypothetical(sim, hypothetical, start)
             for lead in await Lead.all().order_by("id"):
@@ -261,6 +269,6 @@ async def simulate(
             return journey
 
 
-async def _last_id(model: type[Event] | type[Delivery]) -> int:
+async def _last_id(model: type[Event]) -> int:
     rows = await model.all().order_by("-id").limit(1).values_list("id")
     return int(rows[0][0]) if rows else 0
