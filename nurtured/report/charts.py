@@ -14,6 +14,7 @@ from typing import Any
 
 import matplotlib
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from nurtured.report.shape import RATES, STAGES
 
@@ -49,6 +50,7 @@ def funnel_chart(total: Mapping[str, int]) -> str:
         stages = list(reversed(STAGES))
         values = [total.get(s, 0) for s in stages]
         bars = ax.barh(stages, values, color=COLORS[0])
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.bar_label(bars, padding=3)
         ax.set_xlabel("leads (distinct)")
         ax.set_title("Funnel: leads per stage")
@@ -72,6 +74,7 @@ def rates_chart(by_day: Mapping[str, Mapping[str, Any]]) -> str:
         sent = ax.twinx()
         sent.bar(x, [by_day[d]["sent"] for d in days], color="#e2e8f0", zorder=0)
         sent.set_ylabel("emails sent")
+        sent.yaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_zorder(sent.get_zorder() + 1)
         ax.patch.set_visible(False)
         for color, rate in zip(COLORS, [r for r in RATES if r != "bounce"], strict=False):
@@ -107,5 +110,6 @@ def before_chart(before: Mapping[str, Mapping[str, Any]]) -> str:
         ax.set_xticks([e + width * (len(shown) - 1) / 2 for e in emails], [str(e) for e in emails])
         ax.set_xlabel("emails sent before")
         ax.set_ylabel("leads")
-        ax.legend(frameon=False)
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.legend(loc="upper left", bbox_to_anchor=(1, 1), frameon=False)
         return _svg(fig, "before")

@@ -18,7 +18,7 @@ header{background:#1a365d;color:#fff;padding:14px 24px}
 header h1{margin:0;font-size:20px}header p{margin:4px 0 0;opacity:.85}
 main{padding:16px 24px;max-width:1280px}
 section{background:#fff;border:1px solid #e2e8f0;border-radius:6px;padding:12px 16px;
-margin:0 0 16px}
+margin:0 0 16px;overflow-x:auto;min-width:0}
 h2{font-size:16px;margin:0 0 8px}h3{font-size:14px;margin:12px 0 4px}
 .grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(420px,1fr));gap:16px}
 .cards{display:flex;flex-wrap:wrap;gap:8px;margin:0 0 16px}
@@ -96,20 +96,17 @@ def page(data: Mapping[str, Any], extra: Sequence[tuple[str, str]] = ()) -> str:
                      v["median"] if v["median"] is not None else "-"]
                     for k, v in data["before"].items()))  # fmt: skip
     machine = data["emails"]["machine"]
-    note = (
-        (
-            f'<p class="muted">{machine} emails were opened or clicked only by machines '
-            "(scanners, image proxies): not counted as opens or clicks.</p>"
-        )
-        if machine
-        else ""
-    )
+    note = ""
+    if machine:
+        note = ('<p class="muted">Emails opened or clicked only by machines (scanners, image '
+                f"proxies), not counted as opens or clicks: {machine}.</p>")  # fmt: skip
     body = [
         _cards(data),
         '<div class="grid">',
-        _section("Funnel", charts.funnel_chart(funnel["total"]), by_source),
+        _section("Funnel", charts.funnel_chart(funnel["total"])),
         _section("Rates over time", charts.rates_chart(data["by_day"]), note),
         "</div>",
+        _section("Leads by source", by_source),
         _section("Emails by stream", _emails(data["by_stream"], "stream")),
         _section("Emails by step", _emails(data["by_step"], "step")),
         _section("Emails by source", _emails(data["by_source"], "source")),
