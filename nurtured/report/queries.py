@@ -41,10 +41,16 @@ def _in(column: str) -> str:
     return f"{column} >= :since AND {column} < :until"
 
 
+def _sent_before(lead: str, at: str) -> str:
+    """The condition for the emails sent to ``lead`` at or before ``at`` (delivery p)."""
+    status = dialect().by_lead("p.status")
+    return f"p.lead_id = {lead} AND {status} = 'sent' AND p.sent_at <= {at}"
+
+
 def _last_sent(lead: str, at: str, select: str) -> str:
     """A subquery: ``select`` of the last email sent to ``lead`` at or before ``at``."""
-    return (f"(SELECT {select} FROM delivery p WHERE p.lead_id = {lead} AND p.status = 'sent'"
-            f" AND p.sent_at <= {at} ORDER BY p.sent_at DESC, p.id DESC LIMIT 1)")  # fmt: skip
+    return (f"(SELECT {select} FROM delivery p WHERE {_sent_before(lead, at)}"
+            " ORDER BY p.sent_at DESC, p.id DESC LIMIT 1)")  # fmt: skip
 
 
 def _touches(d: Dialect) -> str:
@@ -74,21 +80,33 @@ def _touches(d: Dialect) -> str:
 
 async def email_rows(period: Period, keys: tuple[str, ...]) -> list[tuple[Any, ...]]:
     """Emails sent in the period grouped by ``keys``: each row is the key values, then
-    the EMAIL_COLUMNS counts (emails, distinct leads, emails opened by a human, ...)."""
+    the EMAIL_COLUMNS counts (emails, distinct leads, emails opened by a human, ...).
+
+    The emails and their reactions are counted apart and the two small grouped results
+    joined by key: a join of every email to the reactions would be emails x reactions."""
     d = dialect()
     names = [f"k{i}" for i in range(len(keys))]
-    picked = "".join(f", {expr} AS {name}" for expr, name in zip(keys, names, strict=True))
-    group = f"GROUP BY {', '.join(names)} ORDER BY {', '.join(names)}" if keys else ""
-    sums = ", ".join(f"SUM(COALESCE(per.{c}, 0))" for c in EMAIL_COLUMNS[2:])
+    picked = "".join(f"{expr} AS {name}, " for expr, name in zip(keys, names, strict=True))
+    group = f"GROUP BY {', '.join(names)}" if keys else ""
+    same = " AND ".join(f"s.{n} = r.{n}" for n in names) or "1 = 1"
+    flags = EMAIL_COLUMNS[2:]
+    sums = ", ".join(f"SUM(per.{c}) AS {c}" for c in flags)
     sql = f"""
-      WITH sent AS (
-        SELECT d.id, d.lead_id{picked}
+      WITH {_touches(d)},
+      reacted AS (
+        SELECT {picked}{sums}
+        FROM per JOIN delivery d ON d.id = per.delivery_id JOIN lead l ON l.id = d.lead_id
+        WHERE d.status = 'sent' AND {_in("d.sent_at")} {group}
+      ),
+      sent AS (
+        SELECT {picked}COUNT(*) AS sent, COUNT(DISTINCT d.lead_id) AS leads
         FROM delivery d JOIN lead l ON l.id = d.lead_id
-        WHERE d.status = 'sent' AND {_in("d.sent_at")}
-      ), {_touches(d)}
-      SELECT {"".join(f"{n}, " for n in names)}COUNT(*), COUNT(DISTINCT s.lead_id), {sums}
-      FROM sent s LEFT JOIN per ON per.delivery_id = s.id
-      {group}"""
+        WHERE d.status = 'sent' AND {_in("d.sent_at")} {group}
+      )
+      SELECT {"".join(f"s.{n}, " for n in names)}s.sent, s.leads,
+             {", ".join(f"COALESCE(r.{c}, 0)" for c in flags)}
+      FROM sent s LEFT JOIN reacted r ON {same}
+      {f"ORDER BY {', '.join(f's.{n}' for n in names)}" if names else ""}"""
     return await fetch(sql, period.params())
 
 
@@ -168,10 +186,7 @@ def _outcomes() -> str:
 
 async def before_rows(period: Period) -> list[tuple[str, int, int]]:
     """(outcome, emails the lead had been sent before it, how many outcomes)."""
-    count = (
-        "(SELECT COUNT(*) FROM delivery p WHERE p.lead_id = o.lead_id"
-        " AND p.status = 'sent' AND p.sent_at <= o.at)"
-    )
+    count = f"(SELECT COUNT(*) FROM delivery p WHERE {_sent_before('o.lead_id', 'o.at')})"
     sql = f"""
       WITH {_outcomes()}
       SELECT kind, n, COUNT(*) FROM (SELECT o.kind AS kind, {count} AS n FROM outcome o) c
@@ -199,8 +214,7 @@ async def path_rows(period: Period, depth: int = TOUCH_DEPTH) -> list[tuple[str,
       touches AS (
         SELECT o.oid, o.kind, p.content_id, p.sent_at, p.id,
                ROW_NUMBER() OVER (PARTITION BY o.oid ORDER BY p.sent_at DESC, p.id DESC) AS back
-        FROM outcome o JOIN delivery p ON p.lead_id = o.lead_id
-        WHERE p.status = 'sent' AND p.sent_at <= o.at
+        FROM outcome o JOIN delivery p ON {_sent_before("o.lead_id", "o.at")}
       ),
       paths AS (
         SELECT oid, kind, {d.ordered_list("content_id", "sent_at, id")} AS path FROM (

@@ -43,6 +43,13 @@ class Dialect:
             return f"string_agg({column}, ' > ' ORDER BY {order})"
         return f"group_concat({column}, ' > ')"
 
+    def by_lead(self, column: str) -> str:
+        """``column`` in a condition that must not steer SQLite's choice of index: without
+        statistics it would scan delivery by (status, retry_at) instead of seeking the
+        lead's rows by (lead_id, content_id). SQLite's unary + keeps a column out of index
+        choice; PostgreSQL plans by its statistics and needs no hint."""
+        return column if self.postgres else f"+{column}"
+
     def value(self, value: Any) -> Any:
         # Tortoise keeps SQLite timestamps as UTC ISO text ("2026-11-23 10:00:00+00:00"):
         # a parameter in the same form compares as the instant it is.
