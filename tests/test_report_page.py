@@ -74,6 +74,19 @@ async def test_a_separate_report_token(walk: Walk, monkeypatch: pytest.MonkeyPat
         assert ok[0] == 200
 
 
+async def test_a_failing_build_is_503_not_500(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A report that cannot be built (here: a query that fails) is logged and answered 503."""
+
+    async def broken(*_: object) -> object:
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr(build, "build", broken)
+    status, _, body = await server.request("GET", "/report", headers=AUTH)
+    assert (status, body) == (503, b"the report could not be built: see the log\n")
+
+
 def test_the_page_is_self_contained() -> None:
     """No script, and no address the browser would fetch (only SVG namespace names)."""
     sales = {"stages": {}, "mql_lacking": {}, "handoffs": {}, "sla": {}, "revenue": {"won": 0}}
