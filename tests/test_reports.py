@@ -89,7 +89,7 @@ async def test_emails_before_handoff_and_attribution(walk: Walk) -> None:
     assert "leads: new 4, mailed 4, opened 1, clicked 1, replied 1, mql 1, sql 1, won 1" in text
     assert "emails: sent 8 to 4 leads; per email sent: open 12.5%, click 12.5%" in text
     assert "bounces: hard 1 (1 leads), soft 1 (1 leads), policy 1 (1 leads)" in text
-    assert "emails before handoff: average 2.0, median 2.0 (1 outcomes)" in text
+    assert "emails before handoff: average 2.0, median 2.0, over 1" in text
     assert "1 won after: intro > a1" in text
     assert "revenue: 1000.00 from 1 won" in text
 

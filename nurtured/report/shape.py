@@ -103,10 +103,10 @@ def percent(value: float | None) -> str:
 
 
 def _lines_emails(title: str, table: Mapping[str, Mapping[str, Any]]) -> list[str]:
-    head = f"{title:<28}" + "".join(f"{c:>9}" for c in ("sent", "leads", *RATES))
+    head = f"{title:<28}{'sent':>9}{'leads':>9}" + "".join(f"{c:>12}" for c in RATES)
     lines = [head]
     for name, row in table.items():
-        rates = "".join(f"{percent(row['rates'][r]):>9}" for r in RATES)
+        rates = "".join(f"{percent(row['rates'][r]):>12}" for r in RATES)
         lines.append(f"{name[:28]:<28}{row['sent']:>9}{row['leads']:>9}{rates}")
     return [*lines, ""]
 
@@ -130,7 +130,7 @@ def format_text(data: Mapping[str, Any]) -> str:
     for kind, info in data["before"].items():
         if info["outcomes"]:
             lines.append(f"emails before {kind}: average {info['average']}, median "
-                         f"{info['median']} ({info['outcomes']} outcomes)")  # fmt: skip
+                         f"{info['median']}, over {info['outcomes']}")  # fmt: skip
     for kind, contents in data["last_touch"].items():
         if contents:
             top = ", ".join(f"{c} {n}" for c, n in list(contents.items())[:5])
