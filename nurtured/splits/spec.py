@@ -8,7 +8,6 @@ every retry picks the same one without storing or reading anything first.
 from __future__ import annotations
 
 import hashlib
-import math
 import re
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
@@ -52,17 +51,11 @@ def _subject(text: str) -> str:
     return text
 
 
-def _weight(value: float) -> float:
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{show(value)} is not a weight: use a number above 0")
-    return value
-
-
 class RawVariant(Model):
     id: Annotated[str, AfterValidator(_variant_id)]
     template: Annotated[str, AfterValidator(_template)] | None = None
     subject: Annotated[str, AfterValidator(_subject)] | None = None
-    weight: Annotated[float, AfterValidator(_weight)] = 1.0
+    weight: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 1.0
 
 
 class RawWinner(Model):
