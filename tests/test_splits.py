@@ -165,7 +165,8 @@ def test_winner_rule_waits_for_the_sample_and_the_confidence() -> None:
     clear = {"a": Tally(20, 250), "b": Tally(50, 250)}
     assert decide(clear, min_sample=300, confidence=0.95) is None  # too few sent
     decision = decide(clear, min_sample=200, confidence=0.95)
-    assert decision is not None and decision.winner == "b"
+    assert decision is not None
+    assert decision.winner == "b"
     assert decision.p_value < 0.05
     close = {"a": Tally(30, 250), "b": Tally(36, 250)}
     assert decide(close, min_sample=200, confidence=0.95) is None

@@ -80,6 +80,12 @@ def _step(
             "winner": winner, "variants": variants}  # fmt: skip
 
 
+def _p(value: object) -> str:
+    if not isinstance(value, int | float):
+        return "-"
+    return "<0.0001" if value < 0.0001 else f"{value:.4f}"
+
+
 def _percent(rate: float | None) -> str:
     return "-" if rate is None else f"{rate:.1%}"
 
@@ -98,8 +104,7 @@ def format_variants(data: dict[str, Any]) -> str:
         lines.append(f"  {'variant':<14}{'sent':>7}{'opened':>8}{'open%':>8}{'clicked':>9}"
                      f"{'click%':>8}{'replied':>9}{'reply%':>8}  p vs leader")  # fmt: skip
         for v in step["variants"]:
-            versus = "leader" if v["leader"] else (
-                "-" if v["p_vs_leader"] is None else f"{v['p_vs_leader']:.4f}")  # fmt: skip
+            versus = "leader" if v["leader"] else _p(v["p_vs_leader"])
             lines.append(
                 f"  {v['id']:<14}{v['sent']:>7}{v['opened']:>8}{_percent(v['open_rate']):>8}"
                 f"{v['clicked']:>9}{_percent(v['click_rate']):>8}{v['replied']:>9}"
@@ -108,7 +113,7 @@ def format_variants(data: dict[str, Any]) -> str:
         winner = step["winner"]
         if winner:
             lines.append(f"  winner: {winner.get('variant')} (decided {winner['at']}, "
-                         f"p {winner.get('p_value')}); only it is sent since")  # fmt: skip
+                         f"p {_p(winner.get('p_value'))}); only it is sent since")  # fmt: skip
         lines.append("")
     if data["steps"]:
         lines.append("p vs leader: two-sided two-proportion z-test; below 0.05 is a "
