@@ -31,6 +31,7 @@ from nurtured.views import company_view, lead_view
 
 TEST_PREFIX = "[TEST] "
 TEST_HEADER = "X-Nurtured-Test"
+TEST_DELIVERY_PREFIX = "test"  # no delivery has such a token: links and replies match nothing
 
 
 def find_step(stream: Stream, step: str) -> Step:
@@ -108,23 +109,15 @@ async def render_preview(
         async with database(app.settings.database.url):
             row = await find_lead(lead_email)
             lead, company = lead_view(row), company_view(row)
-    token = "test" + new_delivery_token() if test_to else new_delivery_token()
-    rendered = _render(app, stream, step, variant, token, lead, company)
     if test_to is not None:
-        name, addr = test_to
-        message = _message(app, rendered, token, name, addr, TEST_PREFIX + rendered.subject)
-        message[TEST_HEADER] = "1"
-        transport = make_transport(app.settings)
-        await transport.start()
-        try:
-            await transport.send(message, sender=app.settings.sender.address, recipients=[addr])
-        finally:
-            await transport.close()
-        where = app.settings.mail.transport
+        message = await send_test(app, stream, step, variant, lead, company, test_to)
         shown = f", variant {variant.id}" if variant else ""
-        echo(f"test email sent to {addr} ({where}): {message['Subject']} "
-             f"[{stream.id} {step.index}:{step.content}{shown}; for {lead['email']}]")  # fmt: skip
+        echo(f"test email sent to {test_to[1]} ({app.settings.mail.transport}): "
+             f"{message['Subject']} [{stream.id} {step.index}:{step.content}{shown}; "
+             f"for {lead['email']}]")  # fmt: skip
         return
+    token = new_delivery_token()
+    rendered = _render(app, stream, step, variant, token, lead, company)
     to_name = str(lead.get("full_name") or "")
     message = _message(app, rendered, token, to_name, str(lead["email"]), rendered.subject)
     if raw:
@@ -141,6 +134,26 @@ async def render_preview(
     echo(rendered.html)
     for link in rendered.links:
         echo(f"link {link.index}: {link.url}" + (f"  [tag {link.tag}]" if link.tag else ""))
+
+
+async def send_test(
+    app: App, stream: Stream, step: Step, variant: Variant | None,
+    lead: Mapping[str, Any], company: Mapping[str, Any] | None, to: tuple[str, str],
+) -> EmailMessage:  # fmt: skip
+    """Render ``step`` for ``lead`` and send it once to ``to`` (name, address) through the
+    configured transport, marked as a test; nothing is written to the database."""
+    token = TEST_DELIVERY_PREFIX + new_delivery_token()
+    rendered = _render(app, stream, step, variant, token, lead, company)
+    name, addr = to
+    message = _message(app, rendered, token, name, addr, TEST_PREFIX + rendered.subject)
+    message[TEST_HEADER] = "1"
+    transport = make_transport(app.settings)
+    await transport.start()
+    try:
+        await transport.send(message, sender=app.settings.sender.address, recipients=[addr])
+    finally:
+        await transport.close()
+    return message
 
 
 def _test_address(text: str) -> tuple[str, str]:
