@@ -166,3 +166,23 @@ async def test_winner_rule_flips_sends_after_min_sample_and_the_report_shows_it(
     assert "split test a / intro" in text
     assert "winner: y" in text
     assert "leader" in text.splitlines()[3]
+
+
+async def test_a_retry_sends_the_variant_its_claim_recorded(split: Walk) -> None:
+    """Deferred as x, then y is declared the winner: the retry still sends x, as the
+    delivery row says; a new lead gets y."""
+    address = next(a for a in (f"r{i}@example.com" for i in range(20)) if expected(a) == "x")
+    lead = await split.add(address)
+    split.sink.fail_next("451 4.3.0 try again later", at="rcpt")
+    assert (await split.engine.run_due(MONDAY))["deferred"] == 1
+    await Event.create(lead_id=lead.id, kind=EventKind.SPLIT_WINNER, stream_id="a",
+                       data={"variant": "y"}, occurred_at=MONDAY,
+                       ref="split-winner:a:intro")  # fmt: skip
+    newcomer = next(a for a in (f"n{i}@example.com" for i in range(20)) if expected(a) == "x")
+    await split.add(newcomer, now=MONDAY + timedelta(minutes=15))
+    engine = new_engine(split.app, split.transport)
+    assert (await engine.run_due(MONDAY + timedelta(minutes=15)))["sent"] == 2
+    assert split.subjects(address) == ["intro"]  # x: the template's own subject
+    assert split.subjects(newcomer) == ["Y subject"]
+    rows = await Delivery.all().order_by("id").values_list("lead__email", "variant", "attempts")
+    assert rows == [(address, "x", 2), (newcomer, "y", 1)]
