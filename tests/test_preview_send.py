@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import email
+import json
 import mailbox
 import re
 from email import policy
@@ -93,3 +94,37 @@ async def test_test_send_over_smtp_links_record_nothing_for_the_lead(walk: Walk)
     assert await Event.all().values_list("kind", flat=True) == events
     assert await Delivery.all().count() == 0
     assert (await Lead.get(id=lead.id)).status == LeadStatus.ACTIVE
+
+
+def test_splits_command_reports_the_variants_sent_by_a_run(home: Path) -> None:
+    """Uncomment the example split test: a run sends both variants, stored per delivery,
+    and `nurtured splits` counts them (text and --json); without variants it says so."""
+    assert cmd(home, "splits").output == "no split tests: no step has variants\n"
+    stream = home / "streams" / "product-a.toml"
+    text = stream.read_text()
+    for line in ("# variants = [", '#     { id = "welcome" }', '#     { id = "question"', "# ]",
+                 "# winner = "):  # fmt: skip
+        assert line in text
+        text = text.replace(line, line[2:], 1)
+    stream.write_text(text)
+    assert cmd(home, "validate").exit_code == 0
+    csv = home / "split.csv"
+    csv.write_text("email,first_name,interest,source\n" + "".join(
+        f"lead{i}@example.com,Lead,product-a,webinar\n" for i in range(20)))  # fmt: skip
+    assert cmd(home, "leads", "import", str(csv), "--now", NOW).exit_code == 0
+    run = cmd(home, "run", "--once", "--now", NOW)
+    assert run.exit_code == 0, run.output
+    subjects = [
+        str(email.message_from_bytes(m.as_bytes(), policy=policy.default)["Subject"])
+        for m in mailbox.Maildir(home / "outbox", create=False)
+    ]
+    question = subjects.count("Is your pipeline report telling the truth?")
+    assert 0 < question < 20
+    report = cmd(home, "splits", "--json", "--until", "2026-11-25T00:00:00+00:00")
+    assert report.exit_code == 0, report.output
+    (step,) = json.loads(report.output)["steps"]
+    assert (step["stream"], step["content"], step["winner"]) == ("product-a", "pa-welcome", None)
+    sent = {v["id"]: v["sent"] for v in step["variants"]}
+    assert sent == {"welcome": 20 - question, "question": question}
+    table = cmd(home, "splits", "--until", "2026-11-25T00:00:00+00:00").output
+    assert table.startswith("split test product-a / pa-welcome (compared on click; winner rule")

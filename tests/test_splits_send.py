@@ -186,3 +186,23 @@ async def test_a_retry_sends_the_variant_its_claim_recorded(split: Walk) -> None
     assert split.subjects(newcomer) == ["Y subject"]
     rows = await Delivery.all().order_by("id").values_list("lead__email", "variant", "attempts")
     assert rows == [(address, "x", 2), (newcomer, "y", 1)]
+
+
+async def test_preview_shows_and_test_sends_a_chosen_variant(split: Walk, tmp_path: Path) -> None:
+    """preview --variant y shows y's subject; with --to it sends y marked as a test."""
+    from nurtured.preview import render_preview
+
+    lines: list[str] = []
+    config_path = tmp_path / "config.toml"
+    await render_preview(config_path, "a", "intro", None, False, lines.append, variant_name="y")
+    assert lines[0] == "Variant: y (of x, y; pick one with --variant)"
+    assert "Subject: Y subject" in lines
+    lines.clear()
+    await render_preview(config_path, "a", "0", None, False, lines.append)
+    assert lines[0].startswith("Variant: x ")  # the first, without --variant
+    await render_preview(config_path, "a", "intro", None, False, lines.append,
+                         to="me@example.com", variant_name="y")  # fmt: skip
+    assert lines[-1].startswith("test email sent to me@example.com (smtp): [TEST] Y subject")
+    (received,) = split.sink.messages
+    assert b"Subject: [TEST] Y subject" in received.content
+    assert await Delivery.all().count() == 0
