@@ -206,3 +206,42 @@ async def test_preview_shows_and_test_sends_a_chosen_variant(split: Walk, tmp_pa
     (received,) = split.sink.messages
     assert b"Subject: [TEST] Y subject" in received.content
     assert await Delivery.all().count() == 0
+
+
+async def test_choosing_variants_costs_the_same_few_statements_whatever_the_batch(
+    split: Walk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """assign() reads a fixed number of times per batch (none per lead): the same for a
+    batch of 2 leads as for 8, and nothing at all for a batch without split steps."""
+    from tortoise import connections
+
+    from nurtured.splits.assign import SplitTests
+
+    statements: list[str] = []
+    client = type(connections.get("default"))
+    for name in ("execute_query", "execute_query_dict", "execute_many", "execute_insert"):
+        original = getattr(client, name)
+
+        def counted(self: Any, sql: str, *args: Any, _original: Any = original) -> Any:
+            statements.append(sql)
+            return _original(self, sql, *args)
+
+        monkeypatch.setattr(client, name, counted)
+    real_assign = SplitTests.assign
+    per_batch: list[int] = []
+
+    async def assign(self: SplitTests, jobs: Any, now: Any) -> None:
+        before = len(statements)
+        await real_assign(self, jobs, now)
+        per_batch.append(len(statements) - before)
+
+    monkeypatch.setattr(SplitTests, "assign", assign)
+    monkeypatch.setattr("nurtured.splits.assign.RECHECK", timedelta(0))  # check every batch
+    for i in range(10):  # a batch of 8, then one of 2
+        await split.add(f"lead{i}@example.com")
+    assert (await split.engine.run_due(MONDAY))["sent"] == 10
+    # Each: the recorded winners, the sends by variant, the reactions to them.
+    assert per_batch == [3, 3]
+    per_batch.clear()
+    assert (await split.engine.run_due(MONDAY + timedelta(days=2)))["sent"] == 10  # step a1
+    assert per_batch == [0, 0]  # no split step in these batches: not one statement
