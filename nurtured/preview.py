@@ -5,8 +5,9 @@ A test send goes through the configured transport (outbox or SMTP) with "[TEST] 
 the subject and an ``X-Nurtured-Test: 1`` header. It writes nothing to the database: no
 delivery, no event, no link. Its token starts with "test" and has no delivery row, so its
 tracked links, pixel and unsubscribe URL record nothing for anyone (the tracking server
-answers them as it answers any unknown delivery), and its Reply-To and envelope sender
-match no lead.
+answers them as it answers any unknown delivery, 404). Its Reply-To carries the same
+token (no delivery matches it) and its envelope sender is the plain From address (not a
+bounce address of the inbox).
 """
 
 from __future__ import annotations
