@@ -3,6 +3,7 @@ repeat whatever the variant, the winner rule flipping sends, and the per-variant
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -217,13 +218,13 @@ async def test_choosing_variants_costs_the_same_few_statements_whatever_the_batc
 
     from nurtured.splits.assign import SplitTests
 
-    statements: list[str] = []
+    statements: list[tuple[object, str]] = []  # (task, SQL): batches overlap in time
     client = type(connections.get("default"))
     for name in ("execute_query", "execute_query_dict", "execute_many", "execute_insert"):
         original = getattr(client, name)
 
         def counted(self: Any, sql: str, *args: Any, _original: Any = original) -> Any:
-            statements.append(sql)
+            statements.append((asyncio.current_task(), sql))
             return _original(self, sql, *args)
 
         monkeypatch.setattr(client, name, counted)
@@ -231,9 +232,9 @@ async def test_choosing_variants_costs_the_same_few_statements_whatever_the_batc
     per_batch: list[int] = []
 
     async def assign(self: SplitTests, jobs: Any, now: Any) -> None:
-        before = len(statements)
+        before, me = len(statements), asyncio.current_task()
         await real_assign(self, jobs, now)
-        per_batch.append(len(statements) - before)
+        per_batch.append(sum(1 for task, _ in statements[before:] if task is me))
 
     monkeypatch.setattr(SplitTests, "assign", assign)
     monkeypatch.setattr("nurtured.splits.assign.RECHECK", timedelta(0))  # check every batch
