@@ -79,6 +79,7 @@ class Engine:
         catalog: Catalog,
         renderer: Renderer,
         transport: Transport,
+        splits: SplitTests | None = None,  # kept across passes (Runtime.splits)
     ) -> None:
         self.settings = settings
         self.catalog = catalog
@@ -89,7 +90,7 @@ class Engine:
         self.batch_size = sending.batch_size
         self.domain = domain_of(settings.sender.address)
         self.marks = StartMarks()
-        self.splits = SplitTests()
+        self.splits = splits if splits is not None else SplitTests()
 
     # -- one pass -------------------------------------------------------------------------
 

@@ -209,16 +209,13 @@ async def test_preview_shows_and_test_sends_a_chosen_variant(split: Walk, tmp_pa
     assert await Delivery.all().count() == 0
 
 
-async def test_choosing_variants_costs_the_same_few_statements_whatever_the_batch(
-    split: Walk, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """assign() reads a fixed number of times per batch (none per lead): the same for a
-    batch of 2 leads as for 8, and nothing at all for a batch without split steps."""
+def statements_in_assign(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Statements each SplitTests.assign call issues (its own task only: batches overlap)."""
     from tortoise import connections
 
     from nurtured.splits.assign import SplitTests
 
-    statements: list[tuple[object, str]] = []  # (task, SQL): batches overlap in time
+    statements: list[tuple[object, str]] = []  # (task, SQL)
     client = type(connections.get("default"))
     for name in ("execute_query", "execute_query_dict", "execute_many", "execute_insert"):
         original = getattr(client, name)
@@ -229,14 +226,23 @@ async def test_choosing_variants_costs_the_same_few_statements_whatever_the_batc
 
         monkeypatch.setattr(client, name, counted)
     real_assign = SplitTests.assign
-    per_batch: list[int] = []
+    per_call: list[int] = []
 
     async def assign(self: SplitTests, jobs: Any, now: Any) -> None:
         before, me = len(statements), asyncio.current_task()
         await real_assign(self, jobs, now)
-        per_batch.append(sum(1 for task, _ in statements[before:] if task is me))
+        per_call.append(sum(1 for task, _ in statements[before:] if task is me))
 
     monkeypatch.setattr(SplitTests, "assign", assign)
+    return per_call
+
+
+async def test_choosing_variants_costs_the_same_few_statements_whatever_the_batch(
+    split: Walk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """assign() reads a fixed number of times per batch (none per lead): the same for a
+    batch of 2 leads as for 8, and nothing at all for a batch without split steps."""
+    per_batch = statements_in_assign(monkeypatch)
     monkeypatch.setattr("nurtured.splits.assign.RECHECK", timedelta(0))  # check every batch
     for i in range(10):  # a batch of 8, then one of 2
         await split.add(f"lead{i}@example.com")
@@ -246,3 +252,21 @@ async def test_choosing_variants_costs_the_same_few_statements_whatever_the_batc
     per_batch.clear()
     assert (await split.engine.run_due(MONDAY + timedelta(days=2)))["sent"] == 10  # step a1
     assert per_batch == [0, 0]  # no split step in these batches: not one statement
+
+
+async def test_the_daemon_checks_an_open_test_at_most_every_ten_minutes(
+    split: Walk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Passes of one runtime share what they know: a pass 5 minutes after a check reads
+    nothing to choose variants, one 11 minutes after it checks again."""
+    from nurtured.app import Runtime
+    from nurtured.jobs import send_due
+
+    per_batch = statements_in_assign(monkeypatch)
+    runtime = Runtime(split.app, split.transport)
+    for minutes, expected_reads in ((0, 3), (5, 0), (11, 3)):
+        now = MONDAY + timedelta(minutes=minutes)
+        await split.add(f"at{minutes}@example.com", now=now)
+        per_batch.clear()
+        assert (await send_due(runtime, now))["sent"] == 1
+        assert per_batch == [expected_reads], minutes
