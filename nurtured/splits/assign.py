@@ -82,7 +82,7 @@ class SplitTests:
             rows.extend(_decision(key, job, counts.get(key, {}), now))
         if rows:
             await insert_rows(Event, rows, ignore_conflicts=True)
-            await self._read_winners([key for key in undecided])
+            await self._read_winners(undecided)
             for key in undecided:
                 if key in self.winners:
                     log.info("split test %s/%s: variant %s won; only it is sent from now on",
