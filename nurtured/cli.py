@@ -23,6 +23,7 @@ from nurtured.models import LeadStatus
 from nurtured.queries import find_lead, lead_timeline, status
 from nurtured.report.command import report_cmd
 from nurtured.sales.cli import alert_consults, handoff, handoffs, lead_set
+from nurtured.splits.cli import splits_cmd
 
 
 @click.group()
@@ -179,13 +180,23 @@ async def lead_show(app: App, email: str, as_json: bool) -> None:
 @click.argument("step", metavar="STEP")
 @click.option("--lead", "lead_email", help="Render for this lead (default: a sample lead).")
 @click.option("--raw", is_flag=True, help="Print the whole MIME message.")
+@click.option(
+    "--to",
+    "to",
+    metavar="ADDRESS",
+    help='Send it once to ADDRESS as a test ("[TEST] " subject, nothing recorded).',
+)
+@click.option("--variant", "variant", metavar="ID", help="Which variant of a split-test step.")
 def preview(
-    config_path: Path, stream_id: str, step: str, lead_email: str | None, raw: bool
-) -> None:
-    """Show STEP (a content id, or its index as in steps[N]) of STREAM as it would be sent."""
+    config_path: Path, stream_id: str, step: str, lead_email: str | None, raw: bool,
+    to: str | None, variant: str | None,
+) -> None:  # fmt: skip
+    """Show STEP (a content id, or its index as in steps[N]) of STREAM as it would be
+    sent, or send it to yourself with --to."""
     from nurtured.preview import render_preview
 
-    run_async(render_preview)(config_path, stream_id, step, lead_email, raw, click.echo)
+    run_async(render_preview)(config_path, stream_id, step, lead_email, raw, click.echo,
+                              to=to, variant_name=variant)  # fmt: skip
 
 
 @main.command()
@@ -273,5 +284,6 @@ async def status_cmd(app: App, now: datetime | None, as_json: bool) -> None:
 main.add_command(handoff)
 main.add_command(simulate)
 main.add_command(report_cmd)
+main.add_command(splits_cmd)
 main.add_command(handoffs)
 lead.add_command(lead_set)

@@ -18,6 +18,7 @@ from nurtured.report import queries as q
 from nurtured.report import shape
 from nurtured.report.queries import Period
 from nurtured.sales.report import format_sales, sales_report
+from nurtured.splits.report import format_variants, variants_report
 
 
 @dataclass(frozen=True)
@@ -35,9 +36,18 @@ def _sales_html(data: Any) -> str:
     return pre(format_sales(data))
 
 
+def _variants_html(data: Any) -> str:
+    from nurtured.report.page import pre
+
+    return pre(format_variants(data) or "No split tests.")
+
+
 SECTIONS: tuple[Section, ...] = (
     Section("sales", "Sales: stages, handoffs, SLA, revenue",
             lambda app, p: sales_report(app, p.since, p.until), format_sales, _sales_html),
+    Section("variants", "Split tests",
+            lambda app, p: variants_report(app.catalog, p.since, p.until), format_variants,
+            _variants_html),
 )  # fmt: skip
 
 
