@@ -22,6 +22,7 @@ from nurtured.config_sections import (
     Intake,
     Limits,
     Queue,
+    Report,
     Scoring,
 )
 from nurtured.exceptions import ConfigError, Problem
@@ -121,6 +122,7 @@ class _Config(Model):
     paths: _Paths = _Paths()
     http: Http = Http()
     intake: Intake = Intake()
+    report: Report = Report()
     scoring: Scoring = Scoring()
     alerts: Alerts = Alerts()
     handoff: Handoff = Handoff()
@@ -256,6 +258,7 @@ class Settings:
     paths: Paths
     http: Http = field(default_factory=Http)
     intake: Intake = field(default_factory=Intake)
+    report: Report = field(default_factory=Report)
     scoring: Scoring = field(default_factory=Scoring)
     alerts: Alerts = field(default_factory=Alerts)
     handoff: Handoff = field(default_factory=Handoff)
@@ -331,6 +334,7 @@ def load_config(path: Path, *, environ: Mapping[str, str] | None = None) -> Sett
         paths=Paths(base_dir / raw.paths.streams, base_dir / raw.paths.templates),
         http=raw.http,
         intake=raw.intake,
+        report=raw.report,
         scoring=raw.scoring,
         alerts=raw.alerts,
         handoff=raw.handoff,

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from tortoise.expressions import Q
@@ -52,6 +52,7 @@ from nurtured.outcomes import Job, PassReport, record, save
 from nurtured.render import Renderer
 from nurtured.scheduler import Next, SendRules, lead_zone, place
 from nurtured.sending import SendPool
+from nurtured.splits.assign import SplitTests
 from nurtured.streams import Catalog, Step
 from nurtured.timing import next_send_time
 from nurtured.tokens import new_delivery_token
@@ -85,6 +86,7 @@ class Engine:
         catalog: Catalog,
         renderer: Renderer,
         transport: Transport,
+        splits: SplitTests | None = None,  # kept across passes (Runtime.splits)
     ) -> None:
         self.settings = settings
         self.catalog = catalog
@@ -95,6 +97,7 @@ class Engine:
         self.batch_size = sending.batch_size
         self.domain = domain_of(settings.sender.address)
         self.marks = StartMarks()
+        self.splits = splits if splits is not None else SplitTests()
         self.limits = transport.limits if isinstance(transport, LimitedTransport) else None
 
     # -- one pass -------------------------------------------------------------------------
@@ -237,6 +240,7 @@ class Engine:
             if n % SLICE == 0:
                 await asyncio.sleep(0)  # the tracking server shares this loop: let it answer
 
+        await self.splits.assign(jobs, now)  # batched: a fixed number of reads, if any
         rendered: list[Job] = []
         for start in range(0, len(jobs), SLICE):
             rendered += self._render(jobs[start : start + SLICE], now, changes, report)
@@ -337,7 +341,7 @@ class Engine:
         for job in jobs:
             try:
                 job.rendered = self.renderer.render(
-                    job.step.template,
+                    job.variant.template if job.variant else job.step.template,
                     delivery_token=job.token,
                     lead=lead_view(job.lead),
                     company=company_view(job.lead),
@@ -356,6 +360,8 @@ class Engine:
                               content=job.step.content, error=str(exc))  # fmt: skip
                 report.counts["render_failed"] += 1
                 continue
+            if job.variant is not None and job.variant.subject is not None:
+                job.rendered = replace(job.rendered, subject=job.variant.subject)
             ready.append(job)
         return ready
 
@@ -376,6 +382,7 @@ class Engine:
                             "token": job.token,
                             "message_id": job.message_id,
                             "subject": job.rendered.subject[:500] if job.rendered else "",
+                            "variant": job.variant.id if job.variant else "",
                             "status": DeliveryStatus.CLAIMED,
                             "claimed_at": now,
                         }

@@ -143,6 +143,7 @@ class EventKind(StrEnum):
     HANDOFF = "handoff"  # handed to sales: owner, deadline, criteria
     SALES_ACTION = "sales_action"  # accept / return / won / lost / later, by reply or CLI
     SLA = "sla"  # a reminder or escalation was sent
+    SPLIT_WINNER = "split_winner"  # a split test's winner rule chose; data says why
 
 
 class Company(Model):
@@ -216,6 +217,7 @@ class Delivery(Model):
     token = fields.CharField(max_length=32, unique=True)  # in Message-ID, links, Reply-To
     message_id = fields.CharField(max_length=300, unique=True)
     subject = fields.CharField(max_length=500, default="")
+    variant = fields.CharField(max_length=40, default="")  # split test: "" when none
     status = fields.CharEnumField(DeliveryStatus, max_length=10, default=DeliveryStatus.SENDING)
     attempts = fields.IntField(default=0)
     claimed_at = DatetimeField()
