@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 from pydantic import BeforeValidator, Field, ValidationError
 
 from nurtured.config_sections import Alerts, Bots, Handoff, Http, Inbox, Intake, Queue, Scoring
+from nurtured.config_sections import Suppression as SuppressionList
 from nurtured.exceptions import ConfigError, Problem
 from nurtured.schema import (
     EnvName,
@@ -117,6 +118,7 @@ class _Config(Model):
     inbox: Inbox = Inbox()
     bots: Bots = Bots()
     queue: Queue = Queue()
+    suppression: SuppressionList = SuppressionList()
 
 
 # -- the settings the rest of nurtured reads ---------------------------------------------
@@ -251,6 +253,7 @@ class Settings:
     inbox: Inbox = field(default_factory=Inbox)
     bots: Bots = field(default_factory=Bots)
     queue: Queue = field(default_factory=Queue)
+    suppression: SuppressionList = field(default_factory=SuppressionList)
 
     def path(self, relative: str | Path) -> Path:
         """A path from config.toml, relative to the directory config.toml is in."""
@@ -325,4 +328,5 @@ def load_config(path: Path, *, environ: Mapping[str, str] | None = None) -> Sett
         inbox=raw.inbox,
         bots=raw.bots,
         queue=raw.queue,
+        suppression=raw.suppression,
     )

@@ -193,3 +193,24 @@ class Queue(Model):
     parallel: int = Field(4, ge=1, le=256)
     tick: PositiveDuration = timedelta(seconds=5)
     queue_name: str = "nurtured"
+
+
+def _addresses(value: object) -> object:
+    from nurtured.data.addresses import normal_address
+
+    return [normal_address(v) if isinstance(v, str) else v for v in value] if isinstance(
+        value, list) else value  # fmt: skip
+
+
+def _domains(value: object) -> object:
+    from nurtured.data.addresses import normal_domain
+
+    return [normal_domain(v) if isinstance(v, str) else v for v in value] if isinstance(
+        value, list) else value  # fmt: skip
+
+
+class Suppression(Model):
+    """Never mailed, whatever a stream, move or import says (beside ``nurtured suppress``)."""
+
+    addresses: Annotated[list[str], BeforeValidator(_addresses)] = Field(default_factory=list)
+    domains: Annotated[list[str], BeforeValidator(_domains)] = Field(default_factory=list)

@@ -23,6 +23,7 @@ from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
 from nurtured.config import Settings
+from nurtured.data.suppression import Gate
 from nurtured.db import insert_rows
 from nurtured.enrollment import LEASE, Changes, leave, settle, wake_held
 from nurtured.exceptions import (
@@ -88,6 +89,7 @@ class Engine:
         self.batch_size = sending.batch_size
         self.domain = domain_of(settings.sender.address)
         self.marks = StartMarks()
+        self.suppression = Gate(settings.suppression)
 
     # -- one pass -------------------------------------------------------------------------
 
@@ -221,8 +223,13 @@ class Engine:
 
         changes = Changes()
         jobs: list[Job] = []
+        blocked = await self.suppression.leads(leads.values())  # the final gate: one query
         for enrollment in enrollments:
             lead = leads[enrollment.lead_id]
+            if lead.id in blocked:
+                leave(enrollment, now, f"suppressed ({blocked[lead.id]})", changes)
+                report.counts["suppressed"] += 1
+                continue
             job = self._plan(enrollment, lead, received[lead.id], deferred, now, changes, report)
             if job is not None:
                 jobs.append(job)

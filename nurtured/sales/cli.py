@@ -109,6 +109,15 @@ async def handoffs(app: App, as_json: bool, now: datetime | None) -> None:
 async def lead_set(app: App, email: str, fields: tuple[str, ...], now: datetime | None) -> None:
     """Set lead fields (e.g. budget=yes timing=Q2); hands an MQL off once the gate holds."""
     at = now or utcnow()
+    addresses = [f.partition("=")[2] for f in fields if f.partition("=")[0].strip() == "email"]
+    if addresses:  # a new address: the lead (and one that had it) keeps all history
+        from nurtured.data.cli import set_address
+
+        how = await set_address(app, email, addresses[-1], at)
+        click.echo(f"{email} -> {addresses[-1]}: {how}")
+        email, fields = addresses[-1], tuple(f for f in fields if not f.startswith("email="))
+        if not fields:
+            return
     lead = await find_lead(email)
     extra = dict(lead.extra or {})
     for item in fields:
