@@ -65,7 +65,8 @@ async def test_a_suppressed_lead_in_a_stream_gets_nothing_more(walk: Walk) -> No
     assert walk.subjects("ada@example.com") == ["intro"]
     assert await _current(lead) is None
     ended = await Enrollment.filter(lead_id=lead.id).order_by("-id").first()
-    assert ended is not None and ended.reason == "suppressed (address)"
+    assert ended is not None
+    assert ended.reason == "suppressed (address)"
 
 
 async def test_a_config_domain_beats_a_move(walk: Walk) -> None:
@@ -86,8 +87,8 @@ async def test_suppression_beats_a_return_to_nurture(walk: Walk) -> None:
     await walk.engine.run_due(MONDAY)
     lead.status = LeadStatus.SALES
     await lead.save(update_fields=["status"])
-    await Enrollment.filter(lead_id=lead.id, state__in=CURRENT).update(state="ended",
-                                                                       active_lead=None)  # fmt: skip
+    ended = Enrollment.filter(lead_id=lead.id, state__in=CURRENT)
+    await ended.update(state="ended", active_lead=None)
     await Handoff.create(lead_id=lead.id, owner="sales@acme.example", handed_at=MONDAY,
                          deadline=MONDAY + timedelta(days=1))  # fmt: skip
     await _suppress("example.com")
