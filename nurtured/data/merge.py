@@ -95,19 +95,20 @@ async def _current_stream(keep: Lead, other: Lead, now: datetime) -> None:
 async def _move(relation: Relation, keep_id: int, other_id: int) -> int:
     """Point ``other_id``'s rows at ``keep_id``, except those a unique key keeps apart."""
     model, column = relation.model, relation.column
+    pk = model._meta.pk_attr
     stay: set[object] = set()
     for key in unique_keys(relation):
         if not key:  # one row per lead: the survivor's wins
             if await model.filter(**{column: keep_id}).exists():
-                stay |= set(await model.filter(**{column: other_id}).values_list("pk", flat=True))
+                stay |= set(await model.filter(**{column: other_id}).values_list(pk, flat=True))
             continue
         taken = set(await model.filter(**{column: keep_id}).values_list(*key))
-        for row in await model.filter(**{column: other_id}).values_list("pk", *key):
+        for row in await model.filter(**{column: other_id}).values_list(pk, *key):
             if tuple(row[1:]) in taken:
                 stay.add(row[0])
     moving = model.filter(**{column: other_id})
     if stay:
-        moving = moving.exclude(pk__in=list(stay))
+        moving = moving.exclude(**{f"{pk}__in": list(stay)})
     await moving.update(**{column: keep_id})
     return len(stay)
 

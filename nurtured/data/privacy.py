@@ -99,7 +99,7 @@ async def erase_lead(lead: Lead, now: datetime) -> dict[str, int]:
         for relation in child_tables():
             parents = await relation.parent.filter(
                 **{f"{_lead_column(relation.parent)}__in": ids}
-            ).values_list("pk", flat=True)
+            ).values_list(relation.parent._meta.pk_attr, flat=True)
             counts[relation.model._meta.db_table] = await _scrub(relation, parents, personal)
         for row in leads:
             await suppress_hashed(row.email, now, "erased")
