@@ -252,6 +252,7 @@ async def post_lead(request: web.Request) -> web.Response:
 
     sales = item.source in {s.lower() for s in app.settings.intake.sales_sources}
     lead, created, stream = await save_lead(app, item, now, sales=sales)
+    sales = sales and lead.status == LeadStatus.SALES  # not a suppressed address
     answer: dict[str, Any] = {"id": lead.id, "email": lead.email, "status": str(lead.status),
                               "stream": stream, "created": created}  # fmt: skip
     if sales:
