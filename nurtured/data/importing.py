@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+from array import array
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -164,26 +165,49 @@ class Repeat:
 
 class Seen:
     """The first line of every address and a fingerprint of its fields so far, to say what
-    a repeated row changed (a later row's non-empty fields win; interests add up)."""
+    a repeated row changed (a later row's non-empty fields win; interests add up).
+
+    Kept small, since it holds every address of the file: per address one bytes object,
+    the first line and a 32-bit hash per column (0: empty), each interest a column of
+    its own, so 100,000 addresses cost some 20 MB, not the rows themselves."""
 
     SCALARS = ("first_name", "last_name", "company", "title", "source", "timezone")
+    UNSEEN = frozenset({"consent_at"})  # set by the import itself, not by the row
 
     def __init__(self) -> None:
-        self.first: dict[str, tuple[int, dict[str, int], frozenset[str]]] = {}
+        self.prints: dict[str, bytes] = {}
+        self.columns: dict[str, int] = {}
+
+    def first(self, email: str) -> int:
+        return array("I", self.prints[email][:4])[0]
 
     def note(self, line: int, item: LeadInput) -> Repeat | None:
-        values = {name: getattr(item, name) for name in self.SCALARS} | dict(item.extra)
-        prints = {k: hash(v) for k, v in values.items() if v}
-        known = self.first.get(item.email)
+        values: dict[str, object] = {name: getattr(item, name) for name in self.SCALARS}
+        values.update(item.extra)
+        values.update({f"interest:{name}": 1 for name in item.interests})
+        for name in values:
+            self.columns.setdefault(name, len(self.columns))
+        new = array("I", bytes(4 * (len(self.columns) + 1)))
+        for name, value in values.items():
+            if value and name not in self.UNSEEN:
+                new[1 + self.columns[name]] = (hash(value) & 0xFFFFFFFF) | 1
+        known = self.prints.get(item.email)
         if known is None:
-            self.first[item.email] = (line, prints, frozenset(item.interests))
+            new[0] = line
+            self.prints[item.email] = new.tobytes()
             return None
-        first_line, old, interests = known
-        changed = [k for k, h in prints.items() if old.get(k) != h and k != "consent_at"]
-        if not set(item.interests) <= interests:
-            changed.append("interest")
-        self.first[item.email] = (first_line, old | prints, interests | set(item.interests))
-        return Repeat(line, item.email, first_line, tuple(changed))
+        old = array("I", known)
+        old.extend([0] * (len(new) - len(old)))
+        changed: list[str] = []
+        for name, index in self.columns.items():
+            mark = new[1 + index]
+            if mark and mark != old[1 + index]:
+                old[1 + index] = mark
+                what = "interest" if name.startswith("interest:") else name
+                if what not in changed:
+                    changed.append(what)
+        self.prints[item.email] = old.tobytes()
+        return Repeat(line, item.email, old[0], tuple(changed))
 
 
 @dataclass
@@ -198,8 +222,8 @@ class CsvReport:
     dry_run: bool = False
 
     def summary(self) -> str:
-        refused = f"; no consent (kept, never mailed): {self.refused}" if self.refused else ""
-        out = [self.counts.summary() + refused, self.fmt.describe()]
+        """The lines worth naming first, the counts last (one line, as before)."""
+        out = []
         if self.repeats:
             out.append("duplicates (the later row's non-empty fields win):")
             for r in self.repeats:
@@ -212,8 +236,10 @@ class CsvReport:
         for line, email in self.erased:
             out.append(f"  line {line}: {email}: erased earlier at the person's request: "
                        "not stored (`nurtured suppress remove` if they came back)")  # fmt: skip
-        if self.dry_run:
-            out.append("dry run: nothing was written")
+        out.append(self.fmt.describe())
+        refused = f"; no consent (kept, never mailed): {self.refused}" if self.refused else ""
+        dry = "; dry run: nothing was written" if self.dry_run else ""
+        out.append(self.counts.summary() + refused + dry)
         return "\n".join(out)
 
     def _at(self, email: str) -> int:
@@ -264,7 +290,7 @@ async def _import(
             progress(line)
     if chunk:
         await _chunk(report, chunk, seen, catalog, rules, now, sales_sources, gate)
-    report.lines = {email: first for email, (first, _, _) in seen.first.items()}
+    report.lines = {email: seen.first(email) for email in report.counts.suppressed}
     report.counts.duplicates = len(report.repeats)
 
 
@@ -280,7 +306,7 @@ async def _chunk(
         consent[item.email] = item.extra.get("consent") or consent.get(item.email, "")
     items = [item for _, item in chunk if item.email not in erased]
     # An address already met in an earlier chunk exists now: not an update of the import.
-    earlier = {i.email for line, i in chunk if seen.first[i.email][0] < chunk[0][0]}
+    earlier = {i.email for _, i in chunk if seen.first(i.email) < chunk[0][0]}
     counts, blocked = report.counts, gate.settings
     yes = [i for i in items if consent[i.email] != "no"]
     no = [i for i in items if consent[i.email] == "no"]
