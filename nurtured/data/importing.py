@@ -155,7 +155,7 @@ def _consent(row: dict[str, str], now: datetime | None) -> dict[str, str]:
     return row
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Repeat:
     line: int
     email: str
@@ -252,14 +252,18 @@ async def import_csv(
     sales_sources: Collection[str] = (), suppression: Suppression | None = None,
     fmt: CsvFormat | None = None, dry_run: bool = False,
 ) -> CsvReport:  # fmt: skip
-    """Import ``path`` in chunks of CHUNK rows; with ``dry_run`` nothing stays written."""
+    """Import ``path`` in chunks of CHUNK rows; with ``dry_run`` all of it runs in one
+    transaction that is rolled back (holding the database's write lock meanwhile)."""
     report = CsvReport(path, fmt or csv_format(path), dry_run=dry_run)
     gate = Gate(suppression or Suppression())
+    args = (report, catalog, rules, now, source, progress, sales_sources, gate)
+    if not dry_run:  # chunk by chunk, as the API writes: a running daemon keeps sending
+        await _import(*args)
+        return report
     try:
         async with in_transaction():
-            await _import(report, catalog, rules, now, source, progress, sales_sources, gate)
-            if dry_run:
-                raise _RollBack
+            await _import(*args)
+            raise _RollBack
     except _RollBack:
         pass
     return report
