@@ -120,3 +120,18 @@ async def test_an_erased_person_is_recognised_and_never_mailed_again(walk: Walk)
     for day in range(3, 40, 3):
         await walk.engine.run_due(MONDAY + timedelta(days=day))
     assert len(walk.received(EMAIL)) == sent
+
+
+async def test_erase_reaches_the_rows_a_merge_kept_apart(walk: Walk) -> None:
+    """A merged lead's kept-apart delivery (its subject names the person) is scrubbed too."""
+    from nurtured.data.merge import merge_leads
+
+    lead = await _person(walk)
+    item = make_input({"email": "zq@old.example", "first_name": "Zebulon", "interest": "a"})
+    _, (old,) = await upsert([item], walk.app.catalog, walk.app.rules, MONDAY)
+    await walk.engine.run_due(MONDAY)  # old gets intro too: "intro for Zebulon"
+    assert await merge_leads(lead, old, MONDAY, timedelta(days=30)) == 1
+    await erase_lead(lead, MONDAY + timedelta(days=2))
+    leaks = [(t, c, v) for t, c, v in await _every_value() if NEEDLES.search(str(v).encode())]
+    assert leaks == []
+    assert await Delivery.filter(lead_id=old.id).count() == 1  # kept, without the name

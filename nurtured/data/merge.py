@@ -64,13 +64,14 @@ async def change_address(lead: Lead, address: str, now: datetime, half_life: tim
     """Give ``lead`` a new (normalised) address; a lead that already has it is merged in."""
     if address == lead.email:
         return "unchanged"
-    existing = await Lead.get_or_none(email=address)
     how = "changed"
-    if existing is not None:
-        await merge_leads(lead, existing, now, half_life)
-        how = f"changed; lead {existing.id} (that address) merged in"
-    lead.email, lead.updated_at = address, now
-    await lead.save(update_fields=["email", "updated_at"])
+    async with in_transaction():
+        existing = await Lead.get_or_none(email=address)
+        if existing is not None:
+            await merge_leads(lead, existing, now, half_life)
+            how = f"changed; lead {existing.id} (that address) merged in"
+        lead.email, lead.updated_at = address, now
+        await lead.save(update_fields=["email", "updated_at"])
     return how
 
 
