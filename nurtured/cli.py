@@ -78,7 +78,7 @@ def validate(config_path: Path) -> None:
 
 @main.group()
 def leads() -> None:
-    """Add and import leads."""
+    """Add, import and merge leads."""
 
 
 @leads.command("add")
