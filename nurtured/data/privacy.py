@@ -15,6 +15,7 @@ neither the database file's free space nor the -wal file.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -104,16 +105,15 @@ async def erase_lead(lead: Lead, now: datetime) -> dict[str, int]:
         for row in leads:
             await suppress_hashed(row.email, now, "erased")
         company_ids = {row.company_id for row in leads if row.company_id}  # type: ignore[attr-defined]
-        await Lead.filter(id__in=ids).update(
-            first_name="", last_name="", title="", company_id=None, timezone="", extra={},
-            updated_at=now,
-        )  # fmt: skip
+        await _scrub_rows(leads, personal, keep=KEEP | {"source"}, skip={"email"})
         for row in leads:
             status = LeadStatus.BOUNCED if row.status == LeadStatus.BOUNCED else (
                 LeadStatus.MERGED if row.status == LeadStatus.MERGED else LeadStatus.UNSUBSCRIBED
             )  # fmt: skip
-            await Lead.filter(id=row.id).update(email=f"erased-{row.id}@erased.invalid",
-                                                status=status)  # fmt: skip
+            await Lead.filter(id=row.id).update(
+                email=f"erased-{row.id}@erased.invalid", status=status, company_id=None,
+                updated_at=now,
+            )  # fmt: skip
         for company_id in company_ids:  # a company nobody else is at goes with the person
             if not await Lead.filter(company_id=company_id).exists():
                 await Company.filter(id=company_id).delete()
@@ -130,11 +130,9 @@ def _lead_column(model: type[Model]) -> str:
 
 
 def _personal_strings(leads: list[Lead]) -> list[str]:
-    found = []
-    for lead in leads:
-        found += [lead.email, lead.email.partition("@")[0], lead.first_name, lead.last_name,
-                  lead.title, *(str(v) for v in (lead.extra or {}).values())]  # fmt: skip
-    return sorted({s.lower() for s in found if len(s) >= 3}, key=len, reverse=True)
+    """The addresses: a kept identifier (a content id, a tag) that holds one is blanked too.
+    (Names are not matched there: "Ada" would blank a content id "ada-guide".)"""
+    return [lead.email.lower() for lead in leads]
 
 
 def _holds(value: object, personal: list[str]) -> bool:
@@ -150,34 +148,42 @@ async def _end_streams(ids: list[int], now: datetime) -> None:
 
 
 async def _scrub(relation: Relation, parent_ids: list[Any], personal: list[str]) -> int:
-    model = relation.model
-    meta = model._meta
-    rows = await model.filter(**{f"{relation.column}__in": list(parent_ids)})
+    rows = await relation.model.filter(**{f"{relation.column}__in": list(parent_ids)})
+    await _scrub_rows(rows, personal, keep=KEEP)
+    return len(rows)
+
+
+async def _scrub_rows(
+    rows: Sequence[Model], personal: list[str], *, keep: frozenset[str],
+    skip: frozenset[str] | set[str] = frozenset(),
+) -> None:  # fmt: skip
+    """Blank every text and JSON column of ``rows`` but the ``keep`` ones and enums."""
     for row in rows:
         changed = []
-        for name, field in meta.fields_map.items():
+        for name, field in row._meta.fields_map.items():
             if not isinstance(field, CharField | TextField | JSONField) or field.pk:
                 continue
-            if isinstance(field, CharEnumFieldInstance):
+            if isinstance(field, CharEnumFieldInstance) or name in skip:
                 continue
             value = getattr(row, name)
-            new = _blank(name, field, value, row.pk, personal)
+            new = _blank(name, field, value, row.pk, personal, keep)
             if new != value:
                 setattr(row, name, new)
                 changed.append(name)
         if changed:
             await row.save(update_fields=changed)
-    return len(rows)
 
 
-def _blank(name: str, field: Any, value: object, pk: object, personal: list[str]) -> object:
+def _blank(
+    name: str, field: Any, value: object, pk: object, personal: list[str], keep: frozenset[str]
+) -> object:
     if value is None or value in ("", {}, []):
         return value
     if isinstance(field, JSONField):
         if not isinstance(value, dict):
             return type(value)() if isinstance(value, list | dict) else None
         return {k: v for k, v in value.items() if k in KEEP_DATA and _harmless(v, personal)}
-    if name in KEEP and not _holds(value, personal):
+    if name in keep and not _holds(value, personal):
         return value
     if name == "url":
         parts = urlsplit(str(value))
