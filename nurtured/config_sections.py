@@ -195,22 +195,20 @@ class Queue(Model):
     queue_name: str = "nurtured"
 
 
-def _addresses(value: object) -> object:
+def _address(value: object) -> object:
     from nurtured.data.addresses import normal_address
 
-    return [normal_address(v) if isinstance(v, str) else v for v in value] if isinstance(
-        value, list) else value  # fmt: skip
+    return normal_address(value) if isinstance(value, str) else value
 
 
-def _domains(value: object) -> object:
+def _domain(value: object) -> object:
     from nurtured.data.addresses import normal_domain
 
-    return [normal_domain(v) if isinstance(v, str) else v for v in value] if isinstance(
-        value, list) else value  # fmt: skip
+    return normal_domain(value) if isinstance(value, str) else value
 
 
 class Suppression(Model):
     """Never mailed, whatever a stream, move or import says (beside ``nurtured suppress``)."""
 
-    addresses: Annotated[list[str], BeforeValidator(_addresses)] = Field(default_factory=list)
-    domains: Annotated[list[str], BeforeValidator(_domains)] = Field(default_factory=list)
+    addresses: list[Annotated[str, BeforeValidator(_address)]] = Field(default_factory=list)
+    domains: list[Annotated[str, BeforeValidator(_domain)]] = Field(default_factory=list)

@@ -3,6 +3,7 @@ intake and import; checked at the send gate with one query per batch."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -10,12 +11,14 @@ from pathlib import Path
 import pytest
 from tortoise import connections
 
+from nurtured.config import load_config
 from nurtured.config_sections import Suppression as SuppressionList
 from nurtured.data import suppression
 from nurtured.data.addresses import normal_domain, parent_domains
 from nurtured.data.importing import import_csv
 from nurtured.engine import Engine
 from nurtured.enrollment import move_lead
+from nurtured.exceptions import ConfigError
 from nurtured.intake import make_input, upsert
 from nurtured.models import (
     CURRENT,
@@ -155,3 +158,19 @@ async def test_the_send_gate_asks_once_per_batch(walk: Walk, monkeypatch: pytest
     report = await walk.engine.run_due(MONDAY)
     assert report["sent"] == 6
     assert sum('"suppression"' in q for q in queries) == 3  # 3 batches of 2
+
+
+def test_config_entries_are_checked_with_their_key(project: Callable[..., Path]) -> None:
+    """A bad [suppression] entry is a config error naming the key and the item."""
+    path = project()
+    text = path.read_text().replace("domains = []", 'domains = ["Corp.Example", "localhost"]')
+    path.write_text(text.replace("addresses = []", 'addresses = ["Ada@Example.com"]'))
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    (problem,) = caught.value.problems
+    assert str(problem) == (
+        "config.toml: suppression.domains[1]: 'localhost' is not a domain like example.com"
+    )
+    path.write_text(path.read_text().replace(', "localhost"', ""))
+    settings = load_config(path).suppression
+    assert (settings.addresses, settings.domains) == (["ada@example.com"], ["corp.example"])
