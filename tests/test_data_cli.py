@@ -16,7 +16,8 @@ from .test_cli import NOW, cmd, home  # noqa: F401
 
 def suppress(home: Path, *args: str) -> Result:
     config = ["--config", str(home / "config.toml")]
-    return CliRunner().invoke(main, ["suppress", args[0], *config, *args[1:]])
+    now = ["--now", NOW] if args[0] in ("add", "import") else []
+    return CliRunner().invoke(main, ["suppress", args[0], *config, *now, *args[1:]])
 
 
 def test_suppress_add_list_import_remove(home: Path) -> None:
@@ -51,7 +52,8 @@ def test_merge_set_email_export_and_erase(home: Path, tmp_path: Path) -> None:
     assert merged.exit_code == 0, merged.output
     assert "b@two.example merged into a@one.example" in merged.output
     assert cmd(home, "lead", "show", "b@two.example").exit_code == 1
-    moved = cmd(home, "lead", "set", "a@one.example", "email=c@three.example", "budget=yes")
+    moved = cmd(home, "lead", "set", "a@one.example", "email=c@three.example", "budget=yes",
+                "--now", NOW)  # fmt: skip
     assert moved.exit_code == 0, moved.output
     assert "merged in" in moved.output
     shown = json.loads(cmd(home, "lead", "show", "c@three.example", "--json").output)
@@ -63,5 +65,5 @@ def test_merge_set_email_export_and_erase(home: Path, tmp_path: Path) -> None:
     erased = cmd(home, "lead", "erase", "c@three.example", "--yes", "--now", NOW)
     assert erased.exit_code == 0, erased.output
     assert cmd(home, "lead", "show", "c@three.example").exit_code == 1
-    again = cmd(home, "leads", "add", "c@three.example", "--interest", "product-b")
+    again = cmd(home, "leads", "add", "c@three.example", "--interest", "product-b", "--now", NOW)
     assert "suppressed (erased): not enrolled" in again.output

@@ -59,10 +59,11 @@ def test_utf8_with_a_bom_and_tabs(home: Path) -> None:
 def test_delimiter_and_encoding_can_be_named(home: Path) -> None:
     """--delimiter and --encoding override detection; a bad name is a clear error."""
     path = write(home, "email|first_name\nli@example.com|Lî\n", "latin-1")
-    result = cmd(home, "leads", "import", path, "--delimiter", "|", "--encoding", "latin-1")
+    result = cmd(home, "leads", "import", path, "--delimiter", "|", "--encoding", "latin-1",
+                 "--now", NOW)  # fmt: skip
     assert result.exit_code == 0, result.output
     assert lead(home, "li@example.com")["name"] == "Lî"
-    bad = cmd(home, "leads", "import", path, "--encoding", "klingon")
+    bad = cmd(home, "leads", "import", path, "--encoding", "klingon", "--now", NOW)
     assert bad.exit_code == 1
     assert "error: --encoding: 'klingon'" in bad.output
     assert parse_delimiter("semicolon") == ";"
@@ -76,7 +77,7 @@ def test_a_file_in_no_known_encoding_names_the_line(home: Path) -> None:
     """Bytes that neither UTF-8 nor cp1252 read: the error names the line and --encoding."""
     path = home / "bad.csv"
     path.write_bytes(b"email\nok@example.com\nbad\x81\x8d@example.com\n")
-    result = cmd(home, "leads", "import", str(path))
+    result = cmd(home, "leads", "import", str(path), "--now", NOW)
     assert result.exit_code == 1
     assert "bad.csv:3: neither UTF-8 nor cp1252" in result.output
     assert "--encoding" in result.output
