@@ -76,11 +76,13 @@ def _json_error(status: int, message: str, **extra: Any) -> web.Response:
     return web.json_response({"error": message, **extra}, status=status)
 
 
-def authorise(request: web.Request, env_name: str) -> web.Response | None:
+def authorise(
+    request: web.Request, env_name: str, what: str = "the intake API"
+) -> web.Response | None:
     """None when the bearer token matches; else the 503 or 401 answer."""
     expected = os.environ.get(env_name, "")
     if not expected:
-        return _json_error(503, f"the intake API is disabled: set {env_name} to enable it")
+        return _json_error(503, f"{what} is disabled: set {env_name} to enable it")
     scheme, _, given = request.headers.get("Authorization", "").partition(" ")
     ok = scheme.lower() == "bearer" and hmac.compare_digest(
         given.strip().encode("utf-8", "surrogateescape"), expected.encode("utf-8")

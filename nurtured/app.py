@@ -13,6 +13,7 @@ from nurtured.exceptions import ConfigError, Problem
 from nurtured.mailer import MaildirOutbox, SmtpTransport, Transport
 from nurtured.render import Renderer
 from nurtured.scheduler import SendRules
+from nurtured.splits.assign import SplitTests
 from nurtured.streams import Catalog, load_streams
 from nurtured.tokens import Signer, load_or_create_secret
 
@@ -42,11 +43,12 @@ def utcnow() -> datetime:
 class Runtime:
     """What the daemon's parts share while it runs: the current App (replaced when the
     marketer's files change and load cleanly), the mail transport and the clock (tests
-    pass their own)."""
+    pass their own), and what the passes know of split tests (winners, last checks)."""
 
     app: App
     transport: Transport
     clock: Callable[[], datetime] = field(default=utcnow)
+    splits: SplitTests = field(default_factory=SplitTests)
 
 
 def load_app(config_path: Path) -> App:

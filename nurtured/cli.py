@@ -6,7 +6,7 @@ import json
 import logging
 import shutil
 import sys
-from datetime import datetime, timedelta
+from datetime import datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -15,13 +15,16 @@ import click
 
 from nurtured import __version__
 from nurtured.app import App, load_app
-from nurtured.cli_base import config_option, now_option, parse_now, run_async, utcnow, with_app
+from nurtured.cli_base import config_option, now_option, run_async, utcnow, with_app
+from nurtured.cockpit.cli import simulate
 from nurtured.data import cli as data_cli
 from nurtured.exceptions import ConfigError, LeadError
 from nurtured.intake import make_input, upsert
 from nurtured.models import LeadStatus
 from nurtured.queries import find_lead, lead_timeline, status
+from nurtured.report.command import report_cmd
 from nurtured.sales.cli import alert_consults, handoff, handoffs, lead_set
+from nurtured.splits.cli import splits_cmd
 
 
 @click.group()
@@ -153,13 +156,23 @@ async def lead_show(app: App, email: str, as_json: bool) -> None:
 @click.argument("step", metavar="STEP")
 @click.option("--lead", "lead_email", help="Render for this lead (default: a sample lead).")
 @click.option("--raw", is_flag=True, help="Print the whole MIME message.")
+@click.option(
+    "--to",
+    "to",
+    metavar="ADDRESS",
+    help='Send it once to ADDRESS as a test ("[TEST] " subject, nothing recorded).',
+)
+@click.option("--variant", "variant", metavar="ID", help="Which variant of a split-test step.")
 def preview(
-    config_path: Path, stream_id: str, step: str, lead_email: str | None, raw: bool
-) -> None:
-    """Show STEP (a content id, or its index as in steps[N]) of STREAM as it would be sent."""
+    config_path: Path, stream_id: str, step: str, lead_email: str | None, raw: bool,
+    to: str | None, variant: str | None,
+) -> None:  # fmt: skip
+    """Show STEP (a content id, or its index as in steps[N]) of STREAM as it would be
+    sent, or send it to yourself with --to."""
     from nurtured.preview import render_preview
 
-    run_async(render_preview)(config_path, stream_id, step, lead_email, raw, click.echo)
+    run_async(render_preview)(config_path, stream_id, step, lead_email, raw, click.echo,
+                              to=to, variant_name=variant)  # fmt: skip
 
 
 @main.command()
@@ -193,7 +206,10 @@ async def move(app: App, email: str, stream_id: str, now: datetime | None) -> No
 @click.option("--once", is_flag=True, help="Process what is due now, then exit.")
 @now_option
 def run(config_path: Path, once: bool, now: datetime | None) -> None:
-    """Run the daemon (SIGINT/SIGTERM finish the current batch and exit)."""
+    """Run the daemon (SIGINT/SIGTERM finish the current batch and exit).
+
+    `--once --now` sends for real, records deliveries and moves leads on: to see what
+    would happen without doing it, use `nurtured simulate`."""
     from nurtured.daemon import serve
 
     if now is not None and not once:
@@ -219,32 +235,6 @@ def worker(config_path: Path, burst: bool) -> None:
     run_async(work)()
 
 
-@main.command("report")
-@config_option
-@click.option(
-    "--since", "since", callback=parse_now, help="Start (ISO date-time); default 30 days ago."
-)
-@click.option("--until", "until", callback=parse_now, help="End (ISO date-time); default now.")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@run_async
-@with_app
-async def report_cmd(
-    app: App, since: datetime | None, until: datetime | None, as_json: bool
-) -> None:
-    """The funnel by stream and by source, touches to handoff, last-touch content."""
-    from nurtured.reports import format_report, report
-    from nurtured.sales.report import format_sales, sales_report
-
-    end = until or utcnow()
-    start = since or end - timedelta(days=30)
-    data = await report(start, end)
-    data["sales"] = await sales_report(app, start, end)
-    if as_json:
-        click.echo(json.dumps(data, indent=2))
-        return
-    click.echo(format_report(data) + "\n" + format_sales(data["sales"]), nl=False)
-
-
 @main.command("status")
 @config_option
 @now_option
@@ -268,6 +258,9 @@ async def status_cmd(app: App, now: datetime | None, as_json: bool) -> None:
 
 
 main.add_command(handoff)
+main.add_command(simulate)
+main.add_command(report_cmd)
+main.add_command(splits_cmd)
 main.add_command(handoffs)
 lead.add_command(lead_set)
 leads.add_command(data_cli.leads_import)

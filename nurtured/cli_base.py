@@ -16,7 +16,7 @@ from nurtured.app import load_app
 from nurtured.db import database
 from nurtured.exceptions import ConfigError, NurturedError
 
-__all__ = ["config_option", "now_option", "parse_now", "run_async", "utcnow", "with_app"]
+__all__ = ["aware", "config_option", "now_option", "parse_now", "run_async", "utcnow", "with_app"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -41,12 +41,18 @@ def parse_now(_ctx: click.Context, _param: click.Parameter, value: str | None) -
         raise click.BadParameter(
             f"{value!r} is not an ISO date-time like 2026-11-23T09:00+01:00"
         ) from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return aware(parsed)
+
+
+def aware(moment: datetime) -> datetime:
+    """``moment`` with its offset, or as UTC when it has none."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 now_option = click.option(
     "--now", callback=parse_now, metavar="ISO-DATETIME",
-    help="Run as if it were this time (replays, tests): it sends for real. Without an offset: UTC.",
+    help="Take this as the current time (replays, tests; without an offset: UTC). Not a "
+         "dry run: what the command does, it does for real (`nurtured simulate` changes nothing).",
 )  # fmt: skip
 
 

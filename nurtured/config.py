@@ -13,7 +13,17 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BeforeValidator, Field, ValidationError
 
-from nurtured.config_sections import Alerts, Bots, Handoff, Http, Inbox, Intake, Queue, Scoring
+from nurtured.config_sections import (
+    Alerts,
+    Bots,
+    Handoff,
+    Http,
+    Inbox,
+    Intake,
+    Queue,
+    Report,
+    Scoring,
+)
 from nurtured.config_sections import Suppression as SuppressionList
 from nurtured.exceptions import ConfigError, Problem
 from nurtured.schema import (
@@ -112,6 +122,7 @@ class _Config(Model):
     paths: _Paths = _Paths()
     http: Http = Http()
     intake: Intake = Intake()
+    report: Report = Report()
     scoring: Scoring = Scoring()
     alerts: Alerts = Alerts()
     handoff: Handoff = Handoff()
@@ -247,6 +258,7 @@ class Settings:
     paths: Paths
     http: Http = field(default_factory=Http)
     intake: Intake = field(default_factory=Intake)
+    report: Report = field(default_factory=Report)
     scoring: Scoring = field(default_factory=Scoring)
     alerts: Alerts = field(default_factory=Alerts)
     handoff: Handoff = field(default_factory=Handoff)
@@ -322,6 +334,7 @@ def load_config(path: Path, *, environ: Mapping[str, str] | None = None) -> Sett
         paths=Paths(base_dir / raw.paths.streams, base_dir / raw.paths.templates),
         http=raw.http,
         intake=raw.intake,
+        report=raw.report,
         scoring=raw.scoring,
         alerts=raw.alerts,
         handoff=raw.handoff,

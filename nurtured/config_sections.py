@@ -59,6 +59,14 @@ class Intake(Model):
     )
 
 
+class Report(Model):
+    """`nurtured report` and GET /report: the default period, and who may see the page."""
+
+    period: PositiveDuration = timedelta(days=30)  # --since defaults to this before --until
+    # The environment variable holding GET /report's bearer token; unset: [intake] token_env.
+    token_env: EnvName | None = None
+
+
 class Bots(Model):
     """Clicks and opens that machines make: recorded, never scored, never acted on."""
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from tortoise.expressions import Q
@@ -51,6 +51,7 @@ from nurtured.outcomes import Job, PassReport, record, save
 from nurtured.render import Renderer
 from nurtured.scheduler import Next, SendRules, lead_zone, place
 from nurtured.sending import SendPool
+from nurtured.splits.assign import SplitTests
 from nurtured.streams import Catalog, Step
 from nurtured.timing import next_send_time
 from nurtured.tokens import new_delivery_token
@@ -79,6 +80,7 @@ class Engine:
         catalog: Catalog,
         renderer: Renderer,
         transport: Transport,
+        splits: SplitTests | None = None,  # kept across passes (Runtime.splits)
     ) -> None:
         self.settings = settings
         self.catalog = catalog
@@ -90,6 +92,7 @@ class Engine:
         self.domain = domain_of(settings.sender.address)
         self.marks = StartMarks()
         self.suppression = Gate(settings.suppression)
+        self.splits = splits if splits is not None else SplitTests()
 
     # -- one pass -------------------------------------------------------------------------
 
@@ -234,6 +237,7 @@ class Engine:
             if job is not None:
                 jobs.append(job)
 
+        await self.splits.assign(jobs, now)  # batched: a fixed number of reads, if any
         jobs = self._render(jobs, now, changes, report)
         jobs = await self._claim(jobs, now, report)
         return Batch(len(enrollments), jobs, received, changes, lease, held)
@@ -329,7 +333,7 @@ class Engine:
         for job in jobs:
             try:
                 job.rendered = self.renderer.render(
-                    job.step.template,
+                    job.variant.template if job.variant else job.step.template,
                     delivery_token=job.token,
                     lead=lead_view(job.lead),
                     company=company_view(job.lead),
@@ -348,6 +352,8 @@ class Engine:
                               content=job.step.content, error=str(exc))  # fmt: skip
                 report.counts["render_failed"] += 1
                 continue
+            if job.variant is not None and job.variant.subject is not None:
+                job.rendered = replace(job.rendered, subject=job.variant.subject)
             ready.append(job)
         return ready
 
@@ -368,6 +374,7 @@ class Engine:
                             "token": job.token,
                             "message_id": job.message_id,
                             "subject": job.rendered.subject[:500] if job.rendered else "",
+                            "variant": job.variant.id if job.variant else "",
                             "status": DeliveryStatus.CLAIMED,
                             "claimed_at": now,
                         }

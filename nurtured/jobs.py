@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 def make_engine(runtime: Runtime) -> Engine:
     app = runtime.app
     return Engine(settings=app.settings, catalog=app.catalog, renderer=app.renderer,
-                  transport=runtime.transport)  # fmt: skip
+                  transport=runtime.transport, splits=runtime.splits)  # fmt: skip
 
 
 async def send_due(

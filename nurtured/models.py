@@ -147,6 +147,7 @@ class EventKind(StrEnum):
     MERGED = "merged"  # another lead's history joined this one: data has from_lead
     EXPORTED = "exported"  # everything held was exported (no personal data on the event)
     ERASED = "erased"  # personal data removed; a hashed suppression entry kept
+    SPLIT_WINNER = "split_winner"  # a split test's winner rule chose; data says why
 
 
 class Company(Model):
@@ -220,6 +221,7 @@ class Delivery(Model):
     token = fields.CharField(max_length=32, unique=True)  # in Message-ID, links, Reply-To
     message_id = fields.CharField(max_length=300, unique=True)
     subject = fields.CharField(max_length=500, default="")
+    variant = fields.CharField(max_length=40, default="")  # split test: "" when none
     status = fields.CharEnumField(DeliveryStatus, max_length=10, default=DeliveryStatus.SENDING)
     attempts = fields.IntField(default=0)
     claimed_at = DatetimeField()

@@ -27,6 +27,7 @@ from nurtured.exceptions import (
 from nurtured.models import Delivery, DeliveryStatus, Enrollment, EventKind, Lead, LeadStatus
 from nurtured.render import RenderedEmail
 from nurtured.scheduler import SendRules, lead_zone, place, retry_at
+from nurtured.splits.spec import Variant
 from nurtured.streams import Catalog, Step, Stream
 from nurtured.timing import next_send_time
 
@@ -47,6 +48,7 @@ class Job:
     delivery_id: int | None = None
     rendered: RenderedEmail | None = None
     outcome: SendError | None = None
+    variant: Variant | None = None  # the step's split-test variant for this lead
 
 
 @dataclass

@@ -28,6 +28,15 @@ from nurtured.schema import (
     read_toml,
     show,
 )
+from nurtured.splits.spec import (
+    RawVariant,
+    RawWinner,
+    Variant,
+    WinnerRule,
+    build_variants,
+    build_winner,
+    check_variants,
+)
 from nurtured.timing import SendWindow, format_duration, parse_duration
 
 _ID = re.compile(r"[a-z0-9][a-z0-9_-]*")
@@ -107,6 +116,8 @@ class _Step(Model):
     template: ContentId | None = None
     wait: Duration = timedelta(0)
     window: WindowTable | None = None
+    variants: list[RawVariant] = Field(default_factory=list)
+    winner: RawWinner | None = None
 
 
 class _Score(Model):
@@ -136,6 +147,8 @@ class Step:
     template: str
     wait: timedelta  # after the previous email, or after entering the stream
     window: SendWindow | None  # None: the configured default
+    variants: tuple[Variant, ...] = ()  # a split test: each lead gets one (splits.spec)
+    winner: WinnerRule | None = None
 
 
 @dataclass(frozen=True)
@@ -211,7 +224,9 @@ class Catalog:
         return min(matching, key=lambda m: m[:2])[2] if matching else None
 
     def template_names(self) -> frozenset[str]:
-        return frozenset(step.template for s in self.streams.values() for step in s.steps)
+        steps = [step for s in self.streams.values() for step in s.steps]
+        variants = {v.template for step in steps for v in step.variants}
+        return frozenset(step.template for step in steps) | variants
 
     def content_template(self, content_id: str) -> str:
         for stream in self.streams.values():
@@ -230,9 +245,11 @@ def _build(raw: _Stream, file: str) -> Stream:
             raw.entry.priority,
         )
     steps = tuple(
-        Step(i, s.content, s.template or s.content, s.wait, s.window.window() if s.window else None)
+        Step(i, s.content, s.template or s.content, s.wait,
+             s.window.window() if s.window else None,
+             build_variants(s.variants, s.template or s.content), build_winner(s.winner))
         for i, s in enumerate(raw.steps)
-    )
+    )  # fmt: skip
     t = raw.transitions
     transitions = Transitions(
         on_click=MappingProxyType(dict(t.on_click)),
@@ -256,6 +273,9 @@ def _check_stream(stream: Stream, raw: _Stream, templates: Collection[str]) -> l
             key = "template" if raw_step.template else "content"
             reason = f"no template templates/{step.template}.j2"
             problems.append(Problem(file, f"steps[{step.index}].{key}", reason))
+        problems.extend(
+            check_variants(file, step.index, raw_step.variants, raw_step.winner, templates)
+        )
     for key, action in stream.transitions.actions():
         if action.kind == "move" and action.target == stream.id:
             reason = f'"{action}" moves leads to the stream they are in'

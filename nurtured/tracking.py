@@ -10,6 +10,7 @@ Routes:
     POST /api/leads       lead intake (api.py)
     GET  /healthz         "ok" when the database answers, else 503
     GET  /metrics         Prometheus text format (metrics.py)
+    GET  /report          the report page, behind a bearer token (report/web.py)
 
 Tokens are verified (HMAC, constant time) before anything else; an altered, forged or
 truncated token gets 404 and nothing is recorded. A click never redirects anywhere but
@@ -64,6 +65,7 @@ from nurtured.httplog import ACCESS_LOG, AccessLog, ServerLog
 from nurtured.models import Delivery, EventKind, Lead, LeadStatus
 from nurtured.reactions import Outcome, Signal, react
 from nurtured.redact import guard_logs
+from nurtured.report import web as report_web
 
 log = logging.getLogger(__name__)
 
@@ -287,6 +289,7 @@ def make_web_app(runtime: Runtime) -> web.Application:
     router.add_get("/healthz", healthz)
     router.add_get("/metrics", metrics_page)
     api.add_routes(web_app)
+    report_web.add_routes(web_app)
     web_app.on_startup.append(_start_writer)
     web_app.on_cleanup.append(_finish)
     return web_app

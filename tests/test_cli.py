@@ -333,3 +333,26 @@ def test_a_sales_source_goes_to_sales_from_leads_add_and_move_says_why(home: Pat
     data = json.loads(cmd(home, "lead", "show", "demo@example.org", "--json").output)
     assert (data["status"], data["stage"]) == ("active", "returned")
     assert [e["state"] for e in data["enrollments"] if not e["left_at"]] == ["paused"]
+
+
+def test_report_html_now_and_a_bad_period(home: Path) -> None:
+    """report --now sets the period's end; --html writes the page (saying so on stderr,
+    so --json stays clean); --since after --until is an error, not a traceback."""
+    imported = cmd(home, "leads", "import", str(home / "leads.csv"), "--now", NOW)
+    assert imported.exit_code == 0, imported.output
+    assert cmd(home, "run", "--once", "--now", NOW).exit_code == 0
+    page = home / "report.html"
+    result = CliRunner().invoke(main, ["report", "--config", str(home / "config.toml"),
+                                       "--now", "2026-11-25T00:00", "--html", str(page),
+                                       "--json"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["until"] == "2026-11-25T00:00:00+00:00"
+    assert data["emails"]["sent"] >= 1
+    assert f"wrote {page}" in result.stderr
+    assert page.read_text().count("<svg") >= 3
+    before = cmd(home, "report", "--now", "2026-11-20T00:00", "--json")
+    assert json.loads(before.output)["emails"]["sent"] == 0  # nothing was sent by then
+    bad = cmd(home, "report", "--since", "2026-12-01", "--until", "2026-11-01")
+    assert bad.exit_code == 1
+    assert "error: --since 2026-12-01T00:00:00+00:00 is not before --until" in bad.output
