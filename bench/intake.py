@@ -86,7 +86,7 @@ def write_csv(path: Path, rows: int, rng_seed: int = 5) -> int:
 
 def validate_only(path: Path) -> tuple[int, float]:
     """(rows, seconds) through nurtured's CSV reader and validation, nothing stored."""
-    from nurtured.intake import read_csv
+    from nurtured.data.importing import read_csv
 
     started = time.perf_counter()
     count = sum(1 for _ in read_csv(path))

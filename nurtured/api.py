@@ -32,6 +32,7 @@ from tortoise.transactions import in_transaction
 
 from nurtured.alerts import alert_sales
 from nurtured.app import App, Runtime
+from nurtured.data.consent import CONSENT_ERROR, parse_consent
 from nurtured.enrollment import stop_lead
 from nurtured.exceptions import LeadError
 from nurtured.intake import (
@@ -52,8 +53,6 @@ RUNTIME: Final = web.AppKey("runtime", Runtime)
 
 MAX_FIELDS: Final = 50
 SCALAR = (str, int, float, bool)
-CONSENT_YES: Final = frozenset({"1", "true", "yes", "on", "y", "granted"})
-CONSENT_NO: Final = frozenset({"0", "false", "no", "off", "n", "denied", ""})
 # Never taken from the request: they steer alerts or are set here.
 RESERVED: Final = frozenset({"owner", "consent_at"})
 STOPPABLE: Final = (LeadStatus.ACTIVE, LeadStatus.REPLIED)
@@ -184,27 +183,16 @@ def check_fields(data: Mapping[str, object]) -> dict[str, str]:
         except ValueError as exc:
             errors["timezone"] = str(exc)
     consent = data.get("consent")
-    if consent is not None and _consent(consent) is None:
-        errors.setdefault("consent", "must be yes or no (true/false, 1/0)")
+    if consent is not None and parse_consent(consent) is None:
+        errors.setdefault("consent", CONSENT_ERROR)
     return errors
-
-
-def _consent(value: object) -> bool | None:
-    text = str(value).strip().lower()
-    if isinstance(value, bool):
-        return value
-    if text in CONSENT_YES:
-        return True
-    if text in CONSENT_NO:
-        return False
-    return None
 
 
 def lead_input(data: Mapping[str, object], now: datetime) -> LeadInput:
     """The LeadInput for checked fields; consent goes into the lead's fields with its time."""
     row = dict(data)
     if "consent" in row:
-        row["consent"] = "yes" if _consent(row["consent"]) else "no"
+        row["consent"] = "yes" if parse_consent(row["consent"]) else "no"
         row["consent_at"] = now.isoformat()
     return make_input(row)
 
@@ -220,9 +208,10 @@ async def save_lead(
     refused = item.extra.get("consent") == "no"
     async with in_transaction():
         report, (lead,) = await upsert(
-            [item], app.catalog, app.rules, now, enroll=not (sales or refused)
-        )
-        if sales and lead.status in STOPPABLE:
+            [item], app.catalog, app.rules, now, enroll=not (sales or refused),
+            suppression=app.settings.suppression,
+        )  # fmt: skip
+        if sales and lead.status in STOPPABLE and not report.suppressed:
             await stop_lead(lead, LeadStatus.SALES, now, reason=f"sales request ({item.source})")
         elif refused and lead.status == LeadStatus.ACTIVE:
             await stop_lead(lead, LeadStatus.UNSUBSCRIBED, now, reason="no consent to email")
@@ -265,6 +254,7 @@ async def post_lead(request: web.Request) -> web.Response:
 
     sales = item.source in {s.lower() for s in app.settings.intake.sales_sources}
     lead, created, stream = await save_lead(app, item, now, sales=sales)
+    sales = sales and lead.status == LeadStatus.SALES  # not a suppressed address
     answer: dict[str, Any] = {"id": lead.id, "email": lead.email, "status": str(lead.status),
                               "stream": stream, "created": created}  # fmt: skip
     if sales:

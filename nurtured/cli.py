@@ -17,8 +17,9 @@ from nurtured import __version__
 from nurtured.app import App, load_app
 from nurtured.cli_base import config_option, now_option, run_async, utcnow, with_app
 from nurtured.cockpit.cli import simulate
+from nurtured.data import cli as data_cli
 from nurtured.exceptions import ConfigError, LeadError
-from nurtured.intake import import_csv, make_input, upsert
+from nurtured.intake import make_input, upsert
 from nurtured.models import LeadStatus
 from nurtured.queries import find_lead, lead_timeline, status
 from nurtured.report.command import report_cmd
@@ -80,35 +81,7 @@ def validate(config_path: Path) -> None:
 
 @main.group()
 def leads() -> None:
-    """Add and import leads."""
-
-
-@leads.command("import")
-@config_option
-@click.argument("csv_file", type=click.Path(path_type=Path, dir_okay=False, exists=True))
-@click.option("--source", help="Lead source for every row (overrides the CSV's source column).")
-@now_option
-@run_async
-@with_app
-async def leads_import(app: App, csv_file: Path, source: str | None, now: datetime | None) -> None:
-    """Import leads from CSV_FILE (header: email, first_name, ...); dedupes by email."""
-    with csv_file.open("rb") as handle:
-        total = sum(1 for _ in handle)
-    with click.progressbar(length=max(total - 1, 0), label="importing", file=sys.stderr) as bar:
-        seen = 1
-
-        def advance(line: int) -> None:
-            nonlocal seen
-            bar.update(line - seen)
-            seen = line
-
-        report = await import_csv(csv_file, app.catalog, app.rules, now or utcnow(),
-                                  source=source, progress=advance,
-                                  sales_sources=app.settings.intake.sales_sources)  # fmt: skip
-    for line, reason in report.invalid:
-        click.echo(f"{csv_file}:{line}: {reason}")
-    click.echo(report.summary())
-    await alert_consults(app, report.to_sales, now or utcnow())
+    """Add, import and merge leads."""
 
 
 @leads.command("add")
@@ -131,9 +104,12 @@ async def leads_add(app: App, email: str, now: datetime | None, **fields: Any) -
     except LeadError as exc:
         raise click.ClickException(str(exc)) from None
     report, _ = await upsert([item], app.catalog, app.rules, now or utcnow(),
-                             sales_sources=app.settings.intake.sales_sources)  # fmt: skip
+                             sales_sources=app.settings.intake.sales_sources,
+                             suppression=app.settings.suppression)  # fmt: skip
     where = "to sales (a sales source)" if report.to_sales else (
         f"enrolled: {', '.join(report.enrolled) or 'no new stream'}")  # fmt: skip
+    if report.suppressed:
+        where = f"suppressed ({report.suppressed[item.email]}): not enrolled"
     click.echo(f"{item.email}: {'created' if report.created else 'updated'}; {where}")
     await alert_consults(app, report.to_sales, now or utcnow())
 
@@ -287,3 +263,8 @@ main.add_command(report_cmd)
 main.add_command(splits_cmd)
 main.add_command(handoffs)
 lead.add_command(lead_set)
+leads.add_command(data_cli.leads_import)
+leads.add_command(data_cli.leads_merge)
+lead.add_command(data_cli.lead_export)
+lead.add_command(data_cli.lead_erase)
+main.add_command(data_cli.suppress)

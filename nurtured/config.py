@@ -25,6 +25,7 @@ from nurtured.config_sections import (
     Report,
     Scoring,
 )
+from nurtured.config_sections import Suppression as SuppressionList
 from nurtured.exceptions import ConfigError, Problem
 from nurtured.schema import (
     EnvName,
@@ -130,6 +131,7 @@ class _Config(Model):
     bots: Bots = Bots()
     queue: Queue = Queue()
     limits: Limits = Limits()
+    suppression: SuppressionList = SuppressionList()
 
 
 # -- the settings the rest of nurtured reads ---------------------------------------------
@@ -266,6 +268,7 @@ class Settings:
     bots: Bots = field(default_factory=Bots)
     queue: Queue = field(default_factory=Queue)
     limits: Limits = field(default_factory=Limits)
+    suppression: SuppressionList = field(default_factory=SuppressionList)
 
     def path(self, relative: str | Path) -> Path:
         """A path from config.toml, relative to the directory config.toml is in."""
@@ -342,4 +345,5 @@ def load_config(path: Path, *, environ: Mapping[str, str] | None = None) -> Sett
         bots=raw.bots,
         queue=raw.queue,
         limits=raw.limits,
+        suppression=raw.suppression,
     )

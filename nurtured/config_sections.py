@@ -227,3 +227,22 @@ class Limits(Model):
     warmup: Warmup | None = None
     # An email whose slot is further away than this is deferred instead of waited for.
     max_wait: PositiveDuration = timedelta(seconds=10)
+
+
+def _address(value: object) -> object:
+    from nurtured.data.addresses import normal_address
+
+    return normal_address(value) if isinstance(value, str) else value
+
+
+def _domain(value: object) -> object:
+    from nurtured.data.addresses import normal_domain
+
+    return normal_domain(value) if isinstance(value, str) else value
+
+
+class Suppression(Model):
+    """Never mailed, whatever a stream, move or import says (beside ``nurtured suppress``)."""
+
+    addresses: list[Annotated[str, BeforeValidator(_address)]] = Field(default_factory=list)
+    domains: list[Annotated[str, BeforeValidator(_domain)]] = Field(default_factory=list)

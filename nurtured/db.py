@@ -20,11 +20,14 @@ APP = "models"
 
 def tortoise_config(url: str) -> dict[str, Any]:
     """The Tortoise config for ``url``; the migrations package is nurtured.migrations.
-    SQLite's automatic checkpoints are off: a ``Checkpointer`` does them (see there)."""
+    SQLite's automatic checkpoints are off: a ``Checkpointer`` does them (see there).
+    ``secure_delete`` zeroes what SQLite frees, so text that was updated or deleted (an
+    erased lead's, say) lingers in no free space of the file (``nurtured.data.privacy``)."""
     connection: str | dict[str, Any] = url
     if sqlite_path(url) is not None:
         connection = expand_db_url(url)
         connection["credentials"]["wal_autocheckpoint"] = 0
+        connection["credentials"]["secure_delete"] = "ON"
     return {
         "connections": {"default": connection},
         "apps": {

@@ -23,6 +23,7 @@ from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
 from nurtured.config import Settings
+from nurtured.data.suppression import Gate
 from nurtured.db import insert_rows
 from nurtured.enrollment import LEASE, Changes, leave, settle, wake_held
 from nurtured.exceptions import (
@@ -97,6 +98,7 @@ class Engine:
         self.batch_size = sending.batch_size
         self.domain = domain_of(settings.sender.address)
         self.marks = StartMarks()
+        self.suppression = Gate(settings.suppression)
         self.splits = splits if splits is not None else SplitTests()
         self.limits = transport.limits if isinstance(transport, LimitedTransport) else None
 
@@ -232,8 +234,13 @@ class Engine:
 
         changes = Changes()
         jobs: list[Job] = []
+        blocked = await self.suppression.leads(leads.values())  # the final gate: one query
         for n, enrollment in enumerate(enrollments, 1):
             lead = leads[enrollment.lead_id]
+            if lead.id in blocked:
+                leave(enrollment, now, f"suppressed ({blocked[lead.id]})", changes)
+                report.counts["suppressed"] += 1
+                continue
             job = self._plan(enrollment, lead, received[lead.id], deferred, now, changes, report)
             if job is not None:
                 jobs.append(job)

@@ -1,21 +1,22 @@
 """Lead intake: validate and normalise lead data, upsert leads in batches, enroll them.
 
-Used by ``nurtured leads import`` / ``leads add`` and by the HTTP intake API. Bad rows
+Used by ``nurtured leads import`` (reading the CSV: ``nurtured.data.importing``) /
+``leads add`` and by the HTTP intake API. Bad rows
 never abort good ones: each comes back with its line and reason.
 """
 
 from __future__ import annotations
 
-import csv
 import re
 import unicodedata
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 
 from email_validator import EmailNotValidError, validate_email
 
+from nurtured.config_sections import Suppression
+from nurtured.data.suppression import Gate
 from nurtured.db import update_rows
 from nurtured.enrollment import enroll_new, stop_lead
 from nurtured.exceptions import LeadError
@@ -54,13 +55,15 @@ class ImportReport:
     invalid: list[tuple[int, str]] = field(default_factory=list)  # (line, reason)
     enrolled: dict[str, int] = field(default_factory=dict)  # stream id -> leads
     to_sales: list[int] = field(default_factory=list)  # lead ids with a sales source
+    suppressed: dict[str, str] = field(default_factory=dict)  # address -> why: not enrolled
 
     def summary(self) -> str:
         streams = ", ".join(f"{k} {v}" for k, v in sorted(self.enrolled.items())) or "none"
         sales = f"; to sales: {len(self.to_sales)}" if self.to_sales else ""
+        held = f"; suppressed, not enrolled: {len(self.suppressed)}" if self.suppressed else ""
         return (
             f"created {self.created}, updated {self.updated}, duplicates {self.duplicates}, "
-            f"invalid {len(self.invalid)}; enrolled: {streams}{sales}"
+            f"invalid {len(self.invalid)}; enrolled: {streams}{sales}{held}"
         )
 
 
@@ -154,27 +157,6 @@ def make_input(row: Mapping[str, object], *, source: str | None = None) -> LeadI
     )
 
 
-def read_csv(
-    path: Path, *, source: str | None = None
-) -> Iterator[tuple[int, LeadInput | LeadError]]:
-    """(line number, LeadInput or the error) for each data row of a CSV file."""
-    with path.open(newline="", encoding="utf-8-sig", errors="replace") as handle:
-        reader = csv.DictReader(handle)
-        fields = [f.strip().lower() for f in reader.fieldnames or []]
-        if "email" not in fields:
-            raise LeadError(f"{path}: no 'email' column in the header line")
-        reader.fieldnames = fields
-        for row in reader:
-            line = reader.line_num
-            if None in row:
-                yield line, LeadError(f"more fields than the header has ({len(fields)})")
-                continue
-            try:
-                yield line, make_input(row, source=source)
-            except LeadError as exc:
-                yield line, exc
-
-
 async def upsert(
     inputs: Sequence[LeadInput],
     catalog: Catalog,
@@ -184,13 +166,16 @@ async def upsert(
     *,
     enroll: bool = True,
     sales_sources: Collection[str] = (),
+    suppression: Suppression | None = None,
 ) -> tuple[ImportReport, list[Lead]]:
     """Create or update leads by email in a few statements, then enroll them (unless
     ``enroll`` is false: a lead that goes straight to sales is not nurtured).
 
     A lead whose source is one of ``sales_sources`` (a consult or demo request) is never
     nurtured: it is given to sales (status "sales"; its id in ``report.to_sales``, for the
-    caller to alert, which hands it off)."""
+    caller to alert, which hands it off). A suppressed address (``nurtured.data.suppression``,
+    the DB's list and ``suppression`` from config) is stored but neither routed nor enrolled:
+    it is in ``report.suppressed``."""
     report = report or ImportReport()
     latest: dict[str, LeadInput] = {}
     for item in inputs:
@@ -218,15 +203,18 @@ async def upsert(
     report.created += len(new)
     report.updated += len(changed)
     leads = await Lead.filter(email__in=list(latest))
+    blocked = await Gate(suppression or Suppression()).leads(leads)
+    report.suppressed.update({lead.email: blocked[lead.id] for lead in leads if lead.id in blocked})
     wanted = {source.lower() for source in sales_sources}
-    routed = [lead for lead in leads if wanted and lead.source.lower() in wanted]
+    routed = [lead for lead in leads
+              if wanted and lead.source.lower() in wanted and lead.id not in blocked]  # fmt: skip
     for lead in routed:
         if lead.status in (LeadStatus.ACTIVE, LeadStatus.REPLIED):
             await stop_lead(lead, LeadStatus.SALES, now, reason=f"sales request ({lead.source})")
             report.to_sales.append(lead.id)
     if not enroll:
         return report, leads
-    nurtured = [lead for lead in leads if lead not in routed]
+    nurtured = [lead for lead in leads if lead not in routed and lead.id not in blocked]
     enrolled = await enroll_new(nurtured, catalog, rules, now)
     for stream_id in enrolled.values():
         if stream_id:
@@ -235,34 +223,6 @@ async def upsert(
     if ids:  # the ENROLLED events say why
         await Lead.filter(id__in=ids, stage=LeadStage.NEW).update(stage=LeadStage.NURTURING)
     return report, leads
-
-
-async def import_csv(
-    path: Path,
-    catalog: Catalog,
-    rules: SendRules,
-    now: datetime,
-    *,
-    source: str | None = None,
-    progress: Callable[[int], None] | None = None,
-    sales_sources: Collection[str] = (),
-) -> ImportReport:
-    """Import a CSV file in chunks; invalid rows are reported with line and reason."""
-    report = ImportReport()
-    chunk: list[LeadInput] = []
-    for line, item in read_csv(path, source=source):
-        if isinstance(item, LeadError):
-            report.invalid.append((line, str(item)))
-        else:
-            chunk.append(item)
-        if len(chunk) >= CHUNK:
-            await upsert(chunk, catalog, rules, now, report, sales_sources=sales_sources)
-            chunk = []
-        if progress:
-            progress(line)
-    if chunk:
-        await upsert(chunk, catalog, rules, now, report, sales_sources=sales_sources)
-    return report
 
 
 UPDATE_FIELDS = (

@@ -68,6 +68,7 @@ class LeadStatus(StrEnum):
     SALES = "sales"  # handed to sales
     UNSUBSCRIBED = "unsubscribed"  # opted out: never mailed again
     BOUNCED = "bounced"  # the address is dead: never mailed again
+    MERGED = "merged"  # merged into another lead; holds only rows that could not move
 
 
 MAILABLE = (LeadStatus.ACTIVE,)
@@ -143,6 +144,9 @@ class EventKind(StrEnum):
     HANDOFF = "handoff"  # handed to sales: owner, deadline, criteria
     SALES_ACTION = "sales_action"  # accept / return / won / lost / later, by reply or CLI
     SLA = "sla"  # a reminder or escalation was sent
+    MERGED = "merged"  # another lead's history joined this one: data has from_lead
+    EXPORTED = "exported"  # everything held was exported (no personal data on the event)
+    ERASED = "erased"  # personal data removed; a hashed suppression entry kept
     SPLIT_WINNER = "split_winner"  # a split test's winner rule chose; data says why
 
 
@@ -296,3 +300,33 @@ class Handoff(Model):
     class Meta:
         table = "handoff"
         indexes = (("state", "deadline"),)
+
+
+class SuppressionKind(StrEnum):
+    ADDRESS = "address"  # a normalised address
+    DOMAIN = "domain"  # a whole domain, its subdomains too
+    HASH = "hash"  # the salted sha256 of an erased lead's normalised address
+
+
+class Suppression(Model):
+    """Addresses and domains never mailed, whatever a stream, move or import says."""
+
+    id = fields.IntField(primary_key=True)
+    kind = fields.CharEnumField(SuppressionKind, max_length=10)
+    value = fields.CharField(max_length=254)
+    reason = fields.CharField(max_length=200, default="")
+    created_at = DatetimeField()
+
+    class Meta:
+        table = "suppression"
+        unique_together = (("kind", "value"),)
+
+
+class Setting(Model):
+    """Install-wide values kept with the data (the suppression hash salt)."""
+
+    key = fields.CharField(max_length=64, primary_key=True)
+    value = fields.TextField()
+
+    class Meta:
+        table = "setting"

@@ -199,3 +199,19 @@ async def test_consult_lead_is_kept_when_the_alert_fails(walk: Walk, server: Ser
     assert (status, body["status"], body["alert"]) == (201, "sales", "failed")
     (event,) = await Event.filter(kind=EventKind.ALERT)
     assert event.data["error"]
+
+
+async def test_a_suppressed_address_is_stored_but_neither_enrolled_nor_alerted(
+    walk: Walk, server: Server
+) -> None:
+    """Suppression beats the API: no stream, and a consult request alerts nobody."""
+    from nurtured.data import suppression
+
+    await suppression.add([suppression.parse_entry("blocked.example")], MONDAY)
+    status, body = await post(server, json={"email": "x@blocked.example", "interests": ["a"]})
+    assert status == 201
+    assert body["stream"] is None
+    status, body = await post(server, json={"email": "y@blocked.example", "source": "consult"})
+    assert status == 201
+    assert "alert" not in body
+    assert walk.sink.messages == []

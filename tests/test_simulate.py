@@ -281,3 +281,13 @@ def test_now_is_never_called_a_dry_run() -> None:
         text = CliRunner().invoke(main, [command, "--help"]).output
         assert "Not a dry run" in " ".join(text.split())
     assert "use `nurtured simulate`" in CliRunner().invoke(main, ["run", "--help"]).output
+
+
+def test_a_suppressed_lead_gets_nothing_in_the_simulation_either(home: Path) -> None:
+    """The suppression list is copied into the sandbox: the journey holds no email."""
+    email = "maria.keller@example.com"
+    assert emails(journey(home, email, "--until", "+30d"))
+    config = ["--config", str(home / "config.toml")]
+    added = CliRunner().invoke(main, ["suppress", "add", *config, "--now", START, email])
+    assert added.exit_code == 0, added.output
+    assert emails(journey(home, email, "--until", "+30d")) == []

@@ -30,7 +30,18 @@ from tortoise.migrations.api import migrate
 
 from nurtured.db import sqlite_path, tortoise_config
 from nurtured.exceptions import NurturedError
-from nurtured.models import Company, Delivery, Enrollment, Event, Handoff, Lead, LeadStatus, Link
+from nurtured.models import (
+    Company,
+    Delivery,
+    Enrollment,
+    Event,
+    Handoff,
+    Lead,
+    LeadStatus,
+    Link,
+    Setting,
+    Suppression,
+)
 from nurtured.queries import find_lead
 
 __all__ = ["CapturingTransport", "Sent", "copied_leads", "sandbox_db", "scratch_dir"]
@@ -65,7 +76,7 @@ class CapturingTransport:
         self.sent.append(Sent(sender, tuple(recipients), raw))
 
 
-MODELS = (Company, Lead, Enrollment, Delivery, Link, Event, Handoff)
+MODELS = (Company, Lead, Enrollment, Delivery, Link, Event, Handoff, Suppression, Setting)
 _BOUND = ("basetable", "basequery", "basequery_all_fields", "default_connection")
 
 
@@ -132,6 +143,9 @@ async def _read(lead_ids: Sequence[int]) -> Rows:
         Link: await Link.filter(delivery_id__in=[d["id"] for d in deliveries]).values(),
         Event: await Event.filter(lead_id__in=lead_ids).values(),
         Handoff: await Handoff.filter(lead_id__in=lead_ids).values(),
+        # The whole suppression list (and its hash salt): a suppressed lead gets nothing.
+        Suppression: await Suppression.all().values(),
+        Setting: await Setting.all().values(),
     }
 
 

@@ -6,7 +6,7 @@ from tortoise.migrations import operations as ops
 
 
 class Migration(migrations.Migration):
-    dependencies = [("models", "0003_sales_loop")]
+    dependencies = [("models", "0005_suppression")]
 
     operations = [
         ops.AddField(

@@ -107,8 +107,20 @@ async def handoffs(app: App, as_json: bool, now: datetime | None) -> None:
 @run_async
 @with_app
 async def lead_set(app: App, email: str, fields: tuple[str, ...], now: datetime | None) -> None:
-    """Set lead fields (e.g. budget=yes timing=Q2); hands an MQL off once the gate holds."""
+    """Set lead fields (e.g. budget=yes timing=Q2); hands an MQL off once the gate holds.
+
+    email=NEW changes the address; a lead that already has NEW is merged in."""
     at = now or utcnow()
+    addresses = [f.partition("=")[2] for f in fields if f.partition("=")[0].strip() == "email"]
+    if addresses:  # a new address: the lead (and one that had it) keeps all history
+        from nurtured.data.cli import set_address
+
+        how = await set_address(app, email, addresses[-1], at)
+        click.echo(f"{email} -> {addresses[-1]}: {how}")
+        email = addresses[-1]
+        fields = tuple(f for f in fields if f.partition("=")[0].strip() != "email")
+        if not fields:
+            return
     lead = await find_lead(email)
     extra = dict(lead.extra or {})
     for item in fields:
