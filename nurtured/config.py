@@ -15,6 +15,7 @@ from pydantic import BeforeValidator, Field, ValidationError
 
 from nurtured.config_sections import Alerts, Bots, Handoff, Http, Inbox, Intake, Queue, Scoring
 from nurtured.exceptions import ConfigError, Problem
+from nurtured.fit.settings import Companies, Fit
 from nurtured.schema import (
     EnvName,
     Mailbox,
@@ -117,6 +118,8 @@ class _Config(Model):
     inbox: Inbox = Inbox()
     bots: Bots = Bots()
     queue: Queue = Queue()
+    fit: Fit = Fit()
+    companies: Companies = Companies()
 
 
 # -- the settings the rest of nurtured reads ---------------------------------------------
@@ -251,6 +254,8 @@ class Settings:
     inbox: Inbox = field(default_factory=Inbox)
     bots: Bots = field(default_factory=Bots)
     queue: Queue = field(default_factory=Queue)
+    fit: Fit = field(default_factory=Fit)
+    companies: Companies = field(default_factory=Companies)
 
     def path(self, relative: str | Path) -> Path:
         """A path from config.toml, relative to the directory config.toml is in."""
@@ -325,4 +330,6 @@ def load_config(path: Path, *, environ: Mapping[str, str] | None = None) -> Sett
         inbox=raw.inbox,
         bots=raw.bots,
         queue=raw.queue,
+        fit=raw.fit,
+        companies=raw.companies,
     )
