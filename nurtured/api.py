@@ -218,7 +218,7 @@ async def save_lead(
     refused = item.extra.get("consent") == "no"
     async with in_transaction():
         report, (lead,) = await upsert(
-            [item], app.catalog, app.rules, now, enroll=not (sales or refused)
+            [item], app.catalog, app.rules, now, enroll=not (sales or refused), app=app
         )
         if sales and lead.status in STOPPABLE:
             await stop_lead(lead, LeadStatus.SALES, now, reason=f"sales request ({item.source})")

@@ -101,9 +101,13 @@ async def leads_import(app: App, csv_file: Path, source: str | None, now: dateti
 
         report = await import_csv(csv_file, app.catalog, app.rules, now or utcnow(),
                                   source=source, progress=advance,
-                                  sales_sources=app.settings.intake.sales_sources)  # fmt: skip
+                                  sales_sources=app.settings.intake.sales_sources,
+                                  app=app)  # fmt: skip
     for line, reason in report.invalid:
         click.echo(f"{csv_file}:{line}: {reason}")
+    for email, rule, then in report.fit:
+        click.echo(f"{email}: " + ("disqualified by fit rule " + rule if then == "disqualify"
+                                   else f"routed to {then} by a fit rule"))  # fmt: skip
     click.echo(report.summary())
     await alert_consults(app, report.to_sales, now or utcnow())
 
@@ -128,7 +132,7 @@ async def leads_add(app: App, email: str, now: datetime | None, **fields: Any) -
     except LeadError as exc:
         raise click.ClickException(str(exc)) from None
     report, _ = await upsert([item], app.catalog, app.rules, now or utcnow(),
-                             sales_sources=app.settings.intake.sales_sources)  # fmt: skip
+                             sales_sources=app.settings.intake.sales_sources, app=app)  # fmt: skip
     where = "to sales (a sales source)" if report.to_sales else (
         f"enrolled: {', '.join(report.enrolled) or 'no new stream'}")  # fmt: skip
     click.echo(f"{item.email}: {'created' if report.created else 'updated'}; {where}")

@@ -20,7 +20,7 @@ from nurtured.app import App
 from nurtured.db import update_rows
 from nurtured.enrollment import enroll_new, stop_lead
 from nurtured.exceptions import LeadError
-from nurtured.fit.apply import qualify
+from nurtured.fit.apply import qualify, rescore
 from nurtured.fit.store import resolve_companies
 from nurtured.models import Company, Lead, LeadStage, LeadStatus
 from nurtured.scheduler import SendRules
@@ -235,7 +235,9 @@ async def upsert(
     report.updated += len(changed)
     leads = await Lead.filter(email__in=list(latest))
     held: set[int] = set()  # disqualified or routed by a fit rule
-    if app is not None:
+    if app is not None and not enroll:
+        await rescore(leads, app, now)  # profile points; it is nobody's to nurture
+    elif app is not None:
         fit = await qualify(leads, app, now)
         by_id = {lead.id: lead.email for lead in leads}
         report.fit += [(by_id[i], rule, "disqualify") for i, rule in fit.disqualified.items()]
@@ -272,6 +274,7 @@ async def import_csv(
     source: str | None = None,
     progress: Callable[[int], None] | None = None,
     sales_sources: Collection[str] = (),
+    app: App | None = None,
 ) -> ImportReport:
     """Import a CSV file in chunks; invalid rows are reported with line and reason."""
     report = ImportReport()
@@ -282,12 +285,12 @@ async def import_csv(
         else:
             chunk.append(item)
         if len(chunk) >= CHUNK:
-            await upsert(chunk, catalog, rules, now, report, sales_sources=sales_sources)
+            await upsert(chunk, catalog, rules, now, report, sales_sources=sales_sources, app=app)
             chunk = []
         if progress:
             progress(line)
     if chunk:
-        await upsert(chunk, catalog, rules, now, report, sales_sources=sales_sources)
+        await upsert(chunk, catalog, rules, now, report, sales_sources=sales_sources, app=app)
     return report
 
 
