@@ -17,6 +17,7 @@ from nurtured import __version__
 from nurtured.app import App, load_app
 from nurtured.cli_base import config_option, now_option, parse_now, run_async, utcnow, with_app
 from nurtured.exceptions import ConfigError, LeadError
+from nurtured.fit.commands import companies, leads_requalify
 from nurtured.intake import import_csv, make_input, upsert
 from nurtured.models import LeadStatus
 from nurtured.queries import find_lead, lead_timeline, status
@@ -148,11 +149,13 @@ def lead() -> None:
 @config_option
 @click.argument("email")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@now_option
 @run_async
 @with_app
-async def lead_show(app: App, email: str, as_json: bool) -> None:
-    """A lead's profile and timeline: enrollments, emails, events."""
-    data = await lead_timeline(await find_lead(email))
+async def lead_show(app: App, email: str, as_json: bool, now: datetime | None) -> None:
+    """A lead's profile and timeline, and its score as the sum of its causes."""
+    data = await lead_timeline(await find_lead(email), now=now or utcnow(),
+                               half_life=app.settings.scoring.half_life)  # fmt: skip
     if as_json:
         click.echo(json.dumps(data, indent=2))
         return
@@ -163,6 +166,11 @@ async def lead_show(app: App, email: str, as_json: bool) -> None:
         f"source {data['source'] or '-'}, "
         f"interests {interests}, tz {data['timezone'] or '-'}"
     )
+    click.echo(f"score {data['score']} = the sum of its causes, as of {data['score_at']}:")
+    for part in data["score_causes"]:
+        how = (f"{part['given']:+d} given in {part['changes']}, decaying" if part["decays"]
+               else "profile, no decay")  # fmt: skip
+        click.echo(f"  {part['now']:>+5d}  {part['rule']:<16} {how}; {part['cause']}")
     click.echo("enrollments:")
     for e in data["enrollments"]:
         due = f" next {e['next_due_at']}" if e["next_due_at"] else ""
@@ -295,6 +303,8 @@ async def status_cmd(app: App, now: datetime | None, as_json: bool) -> None:
     click.echo("leads: " + (", ".join(f"{k} {v}" for k, v in data["leads"].items()) or "none"))
 
 
+leads.add_command(leads_requalify)
+main.add_command(companies)
 main.add_command(handoff)
 main.add_command(handoffs)
 lead.add_command(lead_set)

@@ -72,7 +72,8 @@ SUFFIXES = frozenset(
 # Multi-word forms joined before the suffixes are stripped (dots already removed).
 _JOINED = (
     (r"\bs a r l\b", "sarl"), (r"\bs a s\b", "sas"), (r"\bs p a\b", "spa"), (r"\bs r l\b", "srl"),
-    (r"\bs a\b", "sa"), (r"\bb v\b", "bv"), (r"\bn v\b", "nv"), (r"\bs l\b", "sl"),
+    (r"\bs a\b", "sa"), (r"\ba s\b", "as"), (r"\bb v\b", "bv"), (r"\bn v\b", "nv"),
+    (r"\bs l\b", "sl"),
     (r"\bsp z o o\b", "spzoo"), (r"\bs r o\b", "sro"), (r"\bpty ltd\b", "pty"),
     (r"\bpvt ltd\b", "pvt"), (r"\bco kg\b", "kg"),
 )  # fmt: skip

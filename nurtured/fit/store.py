@@ -40,35 +40,40 @@ async def resolve_companies(
     all_keys = {key for _, key, _ in plan.values()}
     domains = {d for _, _, d in plan.values() if d}
     found = await Company.filter(Q(key__in=list(all_keys)) | Q(domain__in=list(domains)))
-    by_key = {c.key: c for c in found if c.key}
-    by_domain = {c.domain: c for c in found if c.domain}
-    new: dict[str, Company] = {}
+    by_key: dict[str, Company] = {c.key: c for c in found if c.key}
+    by_domain: dict[str, Company] = {c.domain: c for c in found if c.domain}
+    new: list[Company] = []
     touched: dict[int, Company] = {}
     out: dict[str, Company] = {}
     for email, (name, key, domain) in plan.items():
-        company = by_key.get(key) or new.get(key)
+        company = by_key.get(key)
         if company is None and domain and domain in by_domain:
-            company = by_domain[domain]
-            if company.key == company.domain and name and key != domain:
-                company.name, company.key = name, key  # was named after its domain
-                touched[company.id] = company
-                by_key[key] = company
-            elif company.key != key and name and key != domain:
-                company = None  # another company at that domain: this one is its own
+            candidate = by_domain[domain]
+            if name == domain:  # no name given: the domain's company
+                company = candidate
+            elif candidate.key == candidate.domain:  # named after its domain: renamed
+                candidate.name, candidate.key = name, key
+                company = by_key[key] = candidate
+                if candidate.id is not None:
+                    touched[candidate.id] = candidate
+            # else another company has that domain: this one is a company of its own
         if company is None:
-            claimed = domain in by_domain or any(c.domain == domain for c in new.values())
-            company = Company(name=name, key=key, domain=None if claimed else domain,
-                              created_at=now)  # fmt: skip
-            new[key] = company
-        elif company.domain is None and domain and domain not in by_domain and company.id:
+            company = Company(name=name, key=key, created_at=now,
+                              domain=None if domain in by_domain else domain)  # fmt: skip
+            new.append(company)
+            by_key[key] = company
+            if company.domain:
+                by_domain[company.domain] = company
+        elif company.domain is None and domain and domain not in by_domain:
             company.domain = domain
             by_domain[domain] = company
-            touched[company.id] = company
+            if company.id is not None:
+                touched[company.id] = company
         out[email] = company
     if touched:
         await update_rows(Company, list(touched.values()), ["name", "key", "domain"])
     if new:
-        await Company.bulk_create(list(new.values()), ignore_conflicts=True)
-        stored = {c.name: c for c in await Company.filter(name__in=[c.name for c in new.values()])}
+        await Company.bulk_create(new, ignore_conflicts=True)
+        stored = {c.name: c for c in await Company.filter(name__in=[c.name for c in new])}
         out = {email: stored.get(c.name, c) if c.id is None else c for email, c in out.items()}
     return {email: c for email, c in out.items() if c.id is not None}
