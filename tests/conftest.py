@@ -30,7 +30,7 @@ settings.register_profile("nurtured", derandomize=True, deadline=None, database=
 settings.load_profile("nurtured")
 
 SCAFFOLD = Path(__file__).parent.parent / "nurtured" / "scaffold"
-TABLES = ("link", "event", "delivery", "enrollment", "lead", "company")
+TABLES = ("link", "event", "delivery", "enrollment", "score_change", "lead", "company")
 
 
 async def _admin(url: str, sql: str) -> None:

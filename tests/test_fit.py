@@ -262,7 +262,8 @@ def test_competitor_and_student_are_disqualified_at_import(home: Path) -> None:
     assert "sam@uni.example: disqualified by fit rule student" in out
     assert "ola@small.example: disqualified by fit rule tiny" in out
     assert "fay@gmail.com: routed to long-term" in out
-    assert "created 5" in out and "disqualified 3, routed 1" in out
+    assert "created 5" in out
+    assert "disqualified 3, routed 1" in out
     shown = run(home, "lead", "show", "eve@rival.example", "--json", "--now", NOW.isoformat())
     import json
 
@@ -274,7 +275,8 @@ def test_competitor_and_student_are_disqualified_at_import(home: Path) -> None:
                     "then": "disqualify", "cause": "competitor (rival.example)"}]  # fmt: skip
     assert sum(p["now"] for p in data["score_causes"]) == data["score"] == -40  # capped
     vic = json.loads(run(home, "lead", "show", "vic@globex.example", "--json"))
-    assert vic["stage"] == "nurturing" and vic["enrollments"]
+    assert vic["stage"] == "nurturing"
+    assert vic["enrollments"]
     assert {p["rule"]: p["now"] for p in vic["score_causes"]} == {
         "key_account": 25, "title": 15, "size": 10, "cap": -10}  # fmt: skip
 
@@ -332,7 +334,8 @@ def test_parts_add_up_to_the_rounded_total() -> None:
     """Three rules worth 1/3 each show as 1 + 0 + 0 = round(1.0), never 0 + 0 + 0."""
     changes = [Change(NOW, r, 1, True) for r in "abc"]
     total, parts = explain(changes, NOW + timedelta(days=30 * 1.585), timedelta(days=30))
-    assert total == 1 and sum(p.now for p in parts) == 1
+    assert total == 1
+    assert sum(p.now for p in parts) == 1
 
 
 async def test_a_score_is_the_sum_of_its_causes_after_weeks_of_decay(app: App) -> None:
@@ -354,10 +357,13 @@ async def test_a_score_is_the_sum_of_its_causes_after_weeks_of_decay(app: App) -
         data = await lead_timeline(stored, now=now, half_life=half_life)
         parts = {p["rule"]: p for p in data["score_causes"]}
         assert sum(p["now"] for p in parts.values()) == data["score"]
-        assert parts["title"]["now"] == 15 and not parts["title"]["decays"]
-        assert parts["click"]["given"] == 10 and parts["click"]["changes"] == 2
+        assert parts["title"]["now"] == 15
+        assert not parts["title"]["decays"]
+        assert parts["click"]["given"] == 10
+        assert parts["click"]["changes"] == 2
         assert parts["tag:interest:"]["given"] == 10
-        assert stored.score_at is not None and stored.score_value is not None
+        assert stored.score_at is not None
+        assert stored.score_value is not None
         factor = 0.5 ** ((now - stored.score_at) / half_life)
         assert data["score"] == round(40 + stored.score_value * factor)
     behaviour = 1 + 10 + 10 + 1 + 30  # opens, clicks, tags, reply, before decay
@@ -378,7 +384,8 @@ async def test_a_colleague_engaging_gives_points_to_every_contact(app: App) -> N
         await find_lead(leads[0].email), now=NOW, half_life=app.settings.scoring.half_life
     )
     (colleagues,) = [p for p in first["score_causes"] if p["rule"] == "colleagues"]
-    assert colleagues["given"] == 10 and colleagues["changes"] == 2
+    assert colleagues["given"] == 10
+    assert colleagues["changes"] == 2
 
 
 async def test_qualify_twice_changes_nothing(app: App) -> None:
