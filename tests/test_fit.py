@@ -3,6 +3,7 @@ score that is the sum of its causes after weeks of decay."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -56,7 +57,12 @@ aliases = { "Amex" = "American Express" }
 
 
 def config_text(extra: str = FIT) -> str:
-    return (SCAFFOLD / "config.toml").read_text() + extra
+    """The example config with its (empty) [scoring.profile], [fit] and [companies]
+    replaced by ``extra``."""
+    text = (SCAFFOLD / "config.toml").read_text()
+    text = re.sub(r"^\[(scoring\.profile|fit|companies)\]\n(?:(?!\[).*\n|\n)*", "", text,
+                  flags=re.MULTILINE)  # fmt: skip
+    return text + extra
 
 
 @pytest.fixture
@@ -396,3 +402,25 @@ async def test_qualify_twice_changes_nothing(app: App) -> None:
     result = await qualify(leads, app, NOW)
     assert (result.disqualified, result.rescored) == ({}, 0)
     assert await Event.all().count() == events
+
+
+async def test_the_report_shows_which_rules_moved_leads_to_mql(app: App) -> None:
+    """Profile points count toward sales_ready; the report sums each rule's points given
+    to the period's MQLs before they became MQL."""
+    from nurtured.sales.report import format_sales, sales_report
+
+    item = make_input({"email": "vp@globex.example", "title": "VP Sales", "country": "DE",
+                       "interest": "product-a", "source": "webinar"})  # fmt: skip
+    _, (lead,) = await upsert([item], app.catalog, app.rules, NOW, app=app)
+    at = NOW + timedelta(days=1)
+    await react(app, [Signal(lead.id, EventKind.CLICK, at, tag="interest:x")])
+    assert (await Lead.get(id=lead.id)).stage == LeadStage.NURTURING
+    await react(app, [Signal(lead.id, EventKind.REPLY, at, data={"intent": "interested"})])
+    assert (await Lead.get(id=lead.id)).stage == LeadStage.MQL
+    data = await sales_report(app, NOW, NOW + timedelta(days=2))
+    assert data["mql_rules"] == {
+        "reply": {"leads": 1, "points": 30}, "key_account": {"leads": 1, "points": 25},
+        "interested": {"leads": 1, "points": 20}, "title": {"leads": 1, "points": 15},
+        "click": {"leads": 1, "points": 5}, "tag:interest:": {"leads": 1, "points": 5},
+    }  # fmt: skip
+    assert "rules that moved leads to MQL: reply +30 (1 leads)" in format_sales(data)
