@@ -19,7 +19,7 @@ from nurtured.cli_base import config_option, now_option, parse_now, run_async, u
 from nurtured.exceptions import ConfigError, LeadError
 from nurtured.fit.commands import companies, leads_requalify
 from nurtured.intake import import_csv, make_input, upsert
-from nurtured.models import LeadStatus
+from nurtured.models import LeadStage, LeadStatus
 from nurtured.queries import find_lead, lead_timeline, status
 from nurtured.sales.cli import alert_consults, handoff, handoffs, lead_set
 
@@ -215,6 +215,9 @@ async def move(app: App, email: str, stream_id: str, now: datetime | None) -> No
                         "gives it back to nurturing")  # fmt: skip
     if lead_row.status in (LeadStatus.UNSUBSCRIBED, LeadStatus.BOUNCED):
         raise LeadError(f"{email} is {lead_row.status}: it is never mailed again")
+    if lead_row.stage == LeadStage.DISQUALIFIED:
+        raise LeadError(f"{email} is disqualified by a fit rule ([fit] rules): edit the rules "
+                        "and run `nurtured leads requalify`")  # fmt: skip
     if lead_row.status == LeadStatus.REPLIED:  # the marketer puts it back on purpose
         lead_row.status = LeadStatus.ACTIVE
         await lead_row.save(update_fields=["status"])

@@ -16,8 +16,7 @@ import time
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
-from datetime import time as clock_time
+from datetime import datetime
 from typing import Any
 
 from tortoise.transactions import in_transaction
@@ -27,6 +26,7 @@ from nurtured.config_sections import Scoring
 from nurtured.db import insert_rows
 from nurtured.enrollment import Changes, leave, received_content, settle
 from nurtured.fit.apply import rescore_companies
+from nurtured.inbox.dates import later_until, pause_until
 from nurtured.lead_rows import LeadRow, read_leads, update_leads
 from nurtured.models import (
     CURRENT,
@@ -41,7 +41,7 @@ from nurtured.models import (
 from nurtured.sales.gate import missing_criteria
 from nurtured.sales.handoff import nurture_stream
 from nurtured.scheduler import place
-from nurtured.scoring.behaviour import Points, behaviour_points, decay_factor, decayed
+from nurtured.scoring.behaviour import Points, add_points, behaviour_points, decayed
 from nurtured.soft_bounces import SoftBounces
 from nurtured.streams import Action, Stream
 
@@ -213,18 +213,15 @@ class _Batch:
                             "occurred_at": signal.at, "ref": signal.ref})  # fmt: skip
         given = scored(signal, scoring)
         gained = sum(p.points for p in given)
-        # Unrounded, so the stored score stays the sum of its causes (nurtured.scoring.explain).
-        since = lead.score_at
         value = lead.score_value if lead.score_value is not None else float(lead.score)
-        now_value = value * decay_factor(since, signal.at, scoring.half_life)
-        before = round(lead.profile_score + now_value)
-        after = round(lead.profile_score + now_value + gained)
-        at = max(signal.at, since) if since else signal.at
-        if gained or (value and now_value != value):
-            if since is None and gained > 0 and lead.company_id:
+        step = add_points(value, lead.score_at, signal.at, gained, lead.profile_score,
+                          scoring.half_life)  # fmt: skip
+        before, after, at = step.before, step.after, step.at
+        if step.changed:
+            if lead.score_at is None and gained > 0 and lead.company_id:
                 self.engaged.add(lead.company_id)
-            lead.score_value, lead.score_at, s.dirty = now_value + gained, at, True
-            lead.score = round(now_value + gained)
+            lead.score_value, lead.score_at, s.dirty = step.value, at, True
+            lead.score = round(step.value)
         for p in given:
             self.scores.append({"lead_id": lead.id, "at": at, "rule": p.rule, "points": p.points,
                                 "decays": True, "cause": p.cause[:300]})  # fmt: skip
@@ -251,7 +248,7 @@ class _Batch:
             elif lead.status in MAILABLE:
                 action = self.stop(s, LeadStatus.REPLIED, signal.at, "replied")
         elif kind == EventKind.AUTO_REPLY:
-            until = _parse_until(data.get("until"), signal.at)
+            until = pause_until(data.get("until"), signal.at)
             until = until or signal.at + self.app.settings.inbox.auto_reply_pause
             action = self.pause(s, until, signal.at, "auto-reply")
         elif kind == EventKind.BOUNCE and not data.get("delivered"):  # (ours got it: no bounce)
@@ -307,7 +304,7 @@ class _Batch:
         long-term stream: [handoff] returns' not_interested, else default, else the
         lowest-priority stream)."""
         if data.get("intent") == "later":
-            until = _later_until(data.get("later_until"), at)
+            until = later_until(data.get("later_until"), at)
             return self.pause(s, until, at, "reply: later") if until else None
         target = nurture_stream(self.app, "not_interested")
         if target is None:
@@ -323,30 +320,6 @@ class _Batch:
         log.info("lead %s: stage %s -> %s (%s)", s.lead.email, s.lead.stage, to, cause)
         s.lead.stage = to
         s.dirty = True
-
-
-def _later_until(value: object, now: datetime) -> datetime | None:
-    """A reply's "later" date (ISO) as the instant it begins, at most two years ahead."""
-    if not isinstance(value, str):
-        return None
-    try:
-        day = date.fromisoformat(value)
-    except ValueError:
-        return None
-    until = datetime.combine(day, clock_time(0), tzinfo=UTC)
-    return min(until, now + timedelta(days=730)) if until > now else None
-
-
-def _parse_until(value: object, now: datetime) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        until = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    if until.tzinfo is None or until <= now:
-        return None
-    return min(until, now + timedelta(days=120))  # a typo'd year pauses nobody for ever
 
 
 def _may_move(app: App, lead: LeadRow, stream_id: str, signals: Sequence[Signal]) -> bool:

@@ -22,6 +22,31 @@ def decay_factor(since: datetime | None, now: datetime, half_life: timedelta) ->
     return factor
 
 
+class Step(NamedTuple):
+    before: int  # the whole score (profile + decayed behaviour) just before, rounded
+    after: int  # and with the new points
+    value: float  # behaviour points after, unrounded
+    at: datetime  # as of when: never earlier than the last change
+    changed: bool  # whether the stored behaviour score changes
+
+
+def add_points(
+    value: float,
+    since: datetime | None,
+    at: datetime,
+    gained: int,
+    profile: int,
+    half_life: timedelta,
+) -> Step:
+    """Behaviour points ``value`` as of ``since``, decayed to ``at``, plus ``gained``.
+    Kept unrounded, so the stored score stays the sum of its causes (``explain``)."""
+    now_value = value * decay_factor(since, at, half_life)
+    when = max(at, since) if since else at
+    changed = bool(gained) or (bool(value) and now_value != value)
+    return Step(round(profile + now_value), round(profile + now_value + gained),
+                now_value + gained, when, changed)  # fmt: skip
+
+
 def decayed(score: int, since: datetime | None, now: datetime, half_life: timedelta) -> int:
     """The score ``since`` as it stands at ``now``: it halves every ``half_life``."""
     if score == 0:
