@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -89,12 +89,14 @@ async def _people(leads: Sequence[Lead], app: App) -> dict[int, Person]:
     return people
 
 
-async def rescore(leads: Sequence[Lead], app: App, now: datetime) -> int:
+async def rescore(
+    leads: Sequence[Lead], app: App, now: datetime, people: Mapping[int, Person] | None = None
+) -> int:
     """Bring each lead's profile points in line with [scoring.profile]: a ScoreChange per
     rule that changed; returns how many leads changed."""
     if not leads:
         return 0
-    people = await _people(leads, app)
+    people = people or await _people(leads, app)
     held: dict[int, dict[str, int]] = defaultdict(dict)
     for lead_id, rule, total in (
         await ScoreChange.filter(lead_id__in=[lead.id for lead in leads], decays=False)
@@ -137,13 +139,13 @@ async def qualify(
 ) -> FitResult:
     """Rescore ``leads`` and apply the fit rules to those still with marketing."""
     result = result or FitResult()
-    result.rescored += await rescore(leads, app, now)
+    people = await _people(leads, app)
+    result.rescored += await rescore(leads, app, now, people)
     judged = [lead for lead in leads if lead.status == LeadStatus.ACTIVE and lead.stage in JUDGED]
     result.checked += len(judged)
-    people = await _people(judged, app) if app.settings.fit.rules else {}
     verdicts: dict[int, Verdict] = {}
     for lead in judged:
-        verdict = judge(people[lead.id], app.settings.fit.rules) if people else None
+        verdict = judge(people[lead.id], app.settings.fit.rules)
         if verdict is not None:
             verdicts[lead.id] = verdict
     ids = [lead.id for lead in judged]
