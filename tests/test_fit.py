@@ -424,3 +424,23 @@ async def test_the_report_shows_which_rules_moved_leads_to_mql(app: App) -> None
         "click": {"leads": 1, "points": 5}, "tag:interest:": {"leads": 1, "points": 5},
     }  # fmt: skip
     assert "rules that moved leads to MQL: reply +30 (1 leads)" in format_sales(data)
+
+
+def test_profile_caps_hold_each_rule_and_the_total() -> None:
+    """A rule's cap holds it both ways; the total cap adds a "cap" cause for the rest."""
+    from nurtured.config_sections import Scoring
+    from nurtured.fit.settings import Profile
+    from nurtured.scoring.behaviour import behaviour_points
+    from nurtured.scoring.profile import profile_points
+
+    profile = Profile(titles={"VP": 15, "Head of": 15, "Student": -30}, competitor=-50,
+                      caps={"title": 20, "competitor": 40}, cap=30)  # fmt: skip
+    vp = profile_points(Person("a@x.example", title="VP, Head of Sales"), profile)
+    assert [(p.rule, p.points) for p in vp] == [("title", 20)]
+    rival = profile_points(Person("a@x.example", title="Student", competitor=True), profile)
+    assert [(p.rule, p.points) for p in rival] == [("title", -20), ("competitor", -40),
+                                                   ("cap", 30)]  # fmt: skip
+    assert sum(p.points for p in rival) == -30
+    left = behaviour_points("unsubscribe", Scoring(unsubscribe=-20))
+    assert [(p.rule, p.points) for p in left] == [("unsubscribe", -20)]
+    assert behaviour_points("click", Scoring(), machine=True) == []
