@@ -209,7 +209,7 @@ async def save_lead(
     async with in_transaction():
         report, (lead,) = await upsert(
             [item], app.catalog, app.rules, now, enroll=not (sales or refused),
-            suppression=app.settings.suppression,
+            suppression=app.settings.suppression, app=app,
         )  # fmt: skip
         if sales and lead.status in STOPPABLE and not report.suppressed:
             await stop_lead(lead, LeadStatus.SALES, now, reason=f"sales request ({item.source})")

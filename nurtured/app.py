@@ -10,6 +10,7 @@ from pathlib import Path
 
 from nurtured.config import Settings, load_config
 from nurtured.exceptions import ConfigError, Problem
+from nurtured.fit.settings import check_fit_streams
 from nurtured.limits import LimitedTransport, make_limits
 from nurtured.mailer import MaildirOutbox, SmtpTransport, Transport
 from nurtured.render import Renderer
@@ -122,11 +123,12 @@ def _rel(path: Path, settings: Settings) -> str:
 
 
 def _check_handoff_streams(settings: Settings, catalog: Catalog) -> list[Problem]:
-    """[handoff] names streams: each must exist."""
+    """[handoff] and [fit] rules name streams: each must exist."""
     file, handoff = _rel(settings.config_path, settings), settings.handoff
+    problems = check_fit_streams(file, settings.fit, catalog.streams)
     named = {"handoff.collect_stream": handoff.collect_stream}
     named.update({f"handoff.returns.{k}": v for k, v in handoff.returns.items()})
-    return [
+    return problems + [
         Problem(file, key, f'"{stream}" is not a stream (streams: {", ".join(catalog.streams)})')
         for key, stream in named.items()
         if stream is not None and stream not in catalog.streams

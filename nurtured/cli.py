@@ -19,8 +19,9 @@ from nurtured.cli_base import config_option, now_option, run_async, utcnow, with
 from nurtured.cockpit.cli import simulate
 from nurtured.data import cli as data_cli
 from nurtured.exceptions import ConfigError, LeadError
+from nurtured.fit.commands import companies, leads_requalify
 from nurtured.intake import make_input, upsert
-from nurtured.models import LeadStatus
+from nurtured.models import LeadStage, LeadStatus
 from nurtured.queries import find_lead, lead_timeline, status
 from nurtured.report.command import report_cmd
 from nurtured.sales.cli import alert_consults, handoff, handoffs, lead_set
@@ -105,7 +106,7 @@ async def leads_add(app: App, email: str, now: datetime | None, **fields: Any) -
         raise click.ClickException(str(exc)) from None
     report, _ = await upsert([item], app.catalog, app.rules, now or utcnow(),
                              sales_sources=app.settings.intake.sales_sources,
-                             suppression=app.settings.suppression)  # fmt: skip
+                             suppression=app.settings.suppression, app=app)  # fmt: skip
     where = "to sales (a sales source)" if report.to_sales else (
         f"enrolled: {', '.join(report.enrolled) or 'no new stream'}")  # fmt: skip
     if report.suppressed:
@@ -123,11 +124,13 @@ def lead() -> None:
 @config_option
 @click.argument("email")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@now_option
 @run_async
 @with_app
-async def lead_show(app: App, email: str, as_json: bool) -> None:
-    """A lead's profile and timeline: enrollments, emails, events."""
-    data = await lead_timeline(await find_lead(email))
+async def lead_show(app: App, email: str, as_json: bool, now: datetime | None) -> None:
+    """A lead's profile and timeline, and its score as the sum of its causes."""
+    data = await lead_timeline(await find_lead(email), now=now or utcnow(),
+                               half_life=app.settings.scoring.half_life)  # fmt: skip
     if as_json:
         click.echo(json.dumps(data, indent=2))
         return
@@ -138,6 +141,11 @@ async def lead_show(app: App, email: str, as_json: bool) -> None:
         f"source {data['source'] or '-'}, "
         f"interests {interests}, tz {data['timezone'] or '-'}"
     )
+    click.echo(f"score {data['score']} = the sum of its causes, as of {data['score_at']}:")
+    for part in data["score_causes"]:
+        how = (f"{part['given']:+d} given in {part['changes']}, decaying" if part["decays"]
+               else "profile, no decay")  # fmt: skip
+        click.echo(f"  {part['now']:>+5d}  {part['rule']:<16} {how}; {part['cause']}")
     click.echo("enrollments:")
     for e in data["enrollments"]:
         due = f" next {e['next_due_at']}" if e["next_due_at"] else ""
@@ -192,6 +200,9 @@ async def move(app: App, email: str, stream_id: str, now: datetime | None) -> No
                         "gives it back to nurturing")  # fmt: skip
     if lead_row.status in (LeadStatus.UNSUBSCRIBED, LeadStatus.BOUNCED):
         raise LeadError(f"{email} is {lead_row.status}: it is never mailed again")
+    if lead_row.stage == LeadStage.DISQUALIFIED:
+        raise LeadError(f"{email} is disqualified by a fit rule ([fit] rules): edit the rules "
+                        "and run `nurtured leads requalify`")  # fmt: skip
     if lead_row.status == LeadStatus.REPLIED:  # the marketer puts it back on purpose
         lead_row.status = LeadStatus.ACTIVE
         await lead_row.save(update_fields=["status"])
@@ -257,6 +268,8 @@ async def status_cmd(app: App, now: datetime | None, as_json: bool) -> None:
     click.echo("leads: " + (", ".join(f"{k} {v}" for k, v in data["leads"].items()) or "none"))
 
 
+leads.add_command(leads_requalify)
+main.add_command(companies)
 main.add_command(handoff)
 main.add_command(simulate)
 main.add_command(report_cmd)

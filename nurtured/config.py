@@ -27,6 +27,7 @@ from nurtured.config_sections import (
 )
 from nurtured.config_sections import Suppression as SuppressionList
 from nurtured.exceptions import ConfigError, Problem
+from nurtured.fit.settings import Companies, Fit
 from nurtured.schema import (
     EnvName,
     Mailbox,
@@ -132,6 +133,8 @@ class _Config(Model):
     queue: Queue = Queue()
     limits: Limits = Limits()
     suppression: SuppressionList = SuppressionList()
+    fit: Fit = Fit()
+    companies: Companies = Companies()
 
 
 # -- the settings the rest of nurtured reads ---------------------------------------------
@@ -269,6 +272,8 @@ class Settings:
     queue: Queue = field(default_factory=Queue)
     limits: Limits = field(default_factory=Limits)
     suppression: SuppressionList = field(default_factory=SuppressionList)
+    fit: Fit = field(default_factory=Fit)
+    companies: Companies = field(default_factory=Companies)
 
     def path(self, relative: str | Path) -> Path:
         """A path from config.toml, relative to the directory config.toml is in."""
@@ -346,4 +351,6 @@ def load_config(path: Path, *, environ: Mapping[str, str] | None = None) -> Sett
         queue=raw.queue,
         limits=raw.limits,
         suppression=raw.suppression,
+        fit=raw.fit,
+        companies=raw.companies,
     )

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BeforeValidator, Field
 
+from nurtured.fit.settings import Profile
 from nurtured.schema import (
     Days,
     EnvName,
@@ -85,10 +86,12 @@ class Scoring(Model):
     reply: int = 30
     interested: int = 20  # extra, for a reply that asks for a call, a demo, a quote
     forward: int = 20
+    unsubscribe: int = 0  # e.g. -20: an unsubscribe keeps its lead from looking hot
     # Extra points for a clicked link tag, by tag or tag prefix ("interest:" matches all).
     tags: dict[str, int] = Field(default_factory=dict)
     sales_ready: int = Field(100, ge=1)
     half_life: PositiveDuration = timedelta(days=30)
+    profile: Profile = Profile()  # points for who the lead is (nurtured.fit.settings)
 
 
 class Territory(Model):

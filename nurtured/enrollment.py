@@ -26,6 +26,7 @@ from nurtured.models import (
     Event,
     EventKind,
     Lead,
+    LeadStage,
     LeadStatus,
 )
 from nurtured.scheduler import Ended, Held, Next, Placement, SendRules, due_at, lead_zone, place
@@ -216,7 +217,8 @@ async def enroll_new(
     result: dict[int, str | None] = {}
     for lead in leads:
         stream = None
-        if lead.id not in busy and lead.status == LeadStatus.ACTIVE:
+        if (lead.id not in busy and lead.status == LeadStatus.ACTIVE
+                and lead.stage != LeadStage.DISQUALIFIED):  # fmt: skip
             stream = catalog.entry_stream(lead.source or None, lead.interests or ())
         result[lead.id] = stream.id if stream else None
         if stream is None:

@@ -15,11 +15,14 @@ from datetime import datetime
 
 from email_validator import EmailNotValidError, validate_email
 
+from nurtured.app import App
 from nurtured.config_sections import Suppression
 from nurtured.data.suppression import Gate
 from nurtured.db import update_rows
 from nurtured.enrollment import enroll_new, stop_lead
 from nurtured.exceptions import LeadError
+from nurtured.fit.apply import qualify, rescore
+from nurtured.fit.store import resolve_companies
 from nurtured.models import Company, Lead, LeadStage, LeadStatus
 from nurtured.scheduler import SendRules
 from nurtured.streams import Catalog
@@ -56,14 +59,17 @@ class ImportReport:
     enrolled: dict[str, int] = field(default_factory=dict)  # stream id -> leads
     to_sales: list[int] = field(default_factory=list)  # lead ids with a sales source
     suppressed: dict[str, str] = field(default_factory=dict)  # address -> why: not enrolled
+    fit: list[tuple[str, str, str]] = field(default_factory=list)  # (email, rule, then)
 
     def summary(self) -> str:
         streams = ", ".join(f"{k} {v}" for k, v in sorted(self.enrolled.items())) or "none"
         sales = f"; to sales: {len(self.to_sales)}" if self.to_sales else ""
         held = f"; suppressed, not enrolled: {len(self.suppressed)}" if self.suppressed else ""
+        out = sum(1 for _, _, then in self.fit if then == "disqualify")
+        fit = f"; disqualified {out}, routed {len(self.fit) - out}" if self.fit else ""
         return (
             f"created {self.created}, updated {self.updated}, duplicates {self.duplicates}, "
-            f"invalid {len(self.invalid)}; enrolled: {streams}{sales}{held}"
+            f"invalid {len(self.invalid)}; enrolled: {streams}{sales}{fit}{held}"
         )
 
 
@@ -167,6 +173,7 @@ async def upsert(
     enroll: bool = True,
     sales_sources: Collection[str] = (),
     suppression: Suppression | None = None,
+    app: App | None = None,
 ) -> tuple[ImportReport, list[Lead]]:
     """Create or update leads by email in a few statements, then enroll them (unless
     ``enroll`` is false: a lead that goes straight to sales is not nurtured).
@@ -175,7 +182,11 @@ async def upsert(
     nurtured: it is given to sales (status "sales"; its id in ``report.to_sales``, for the
     caller to alert, which hands it off). A suppressed address (``nurtured.data.suppression``,
     the DB's list and ``suppression`` from config) is stored but neither routed nor enrolled:
-    it is in ``report.suppressed``."""
+    it is in ``report.suppressed``.
+
+    With ``app``, companies are matched by name key, alias and domain (nurtured.fit.store)
+    and the fit rules and profile points apply (nurtured.fit.apply): a disqualified lead
+    is neither enrolled nor given to sales; a routed one is enrolled in its rule's stream."""
     report = report or ImportReport()
     latest: dict[str, LeadInput] = {}
     for item in inputs:
@@ -184,7 +195,12 @@ async def upsert(
         latest[item.email] = _merge(latest.get(item.email), item)
     if not latest:
         return report, []
-    companies = await _companies({i.company for i in latest.values() if i.company}, now)
+    settings = app.settings if app else None
+    companies = await resolve_companies(
+        {email: item.company for email, item in latest.items()}, now,
+        aliases=settings.companies.aliases if settings else {},
+        fit=settings.fit if settings else None,
+    )  # fmt: skip
     existing = {lead.email: lead for lead in await Lead.filter(email__in=list(latest))}
     new: list[Lead] = []
     changed: list[Lead] = []
@@ -195,7 +211,7 @@ async def upsert(
             new.append(lead)
         else:
             changed.append(lead)
-        _apply(lead, item, companies, now)
+        _apply(lead, item, companies.get(email), now)
     if new:
         await Lead.bulk_create(new, ignore_conflicts=True)
     if changed:
@@ -203,18 +219,31 @@ async def upsert(
     report.created += len(new)
     report.updated += len(changed)
     leads = await Lead.filter(email__in=list(latest))
+    if suppression is None and app is not None:
+        suppression = app.settings.suppression
     blocked = await Gate(suppression or Suppression()).leads(leads)
     report.suppressed.update({lead.email: blocked[lead.id] for lead in leads if lead.id in blocked})
+    held: set[int] = set(blocked)  # suppressed, or disqualified or routed by a fit rule
+    if app is not None and not enroll:
+        await rescore(leads, app, now)  # profile points; it is nobody's to nurture
+    elif app is not None:
+        fit = await qualify([lead for lead in leads if lead.id not in blocked], app, now)
+        by_id = {lead.id: lead.email for lead in leads}
+        report.fit += [(by_id[i], rule, "disqualify") for i, rule in fit.disqualified.items()]
+        report.fit += [(by_id[i], "", stream) for i, stream in fit.routed.items()]
+        held |= set(fit.disqualified) | set(fit.routed)
+        for target in fit.routed.values():
+            report.enrolled[target] = report.enrolled.get(target, 0) + 1
     wanted = {source.lower() for source in sales_sources}
-    routed = [lead for lead in leads
-              if wanted and lead.source.lower() in wanted and lead.id not in blocked]  # fmt: skip
+    routed = [lead for lead in leads if wanted and lead.source.lower() in wanted
+              and lead.id not in held]  # fmt: skip
     for lead in routed:
         if lead.status in (LeadStatus.ACTIVE, LeadStatus.REPLIED):
             await stop_lead(lead, LeadStatus.SALES, now, reason=f"sales request ({lead.source})")
             report.to_sales.append(lead.id)
     if not enroll:
         return report, leads
-    nurtured = [lead for lead in leads if lead not in routed and lead.id not in blocked]
+    nurtured = [lead for lead in leads if lead not in routed and lead.id not in held]
     enrolled = await enroll_new(nurtured, catalog, rules, now)
     for stream_id in enrolled.values():
         if stream_id:
@@ -248,30 +277,14 @@ def _merge(old: LeadInput | None, new: LeadInput) -> LeadInput:
     )
 
 
-def _apply(lead: Lead, item: LeadInput, companies: Mapping[str, Company], now: datetime) -> None:
+def _apply(lead: Lead, item: LeadInput, company: Company | None, now: datetime) -> None:
     lead.first_name = item.first_name or lead.first_name
     lead.last_name = item.last_name or lead.last_name
     lead.title = item.title or lead.title
-    if item.company:
-        lead.company_id = companies[item.company.lower()].id
+    if company is not None and (item.company or lead.company_id is None):
+        lead.company_id = company.id  # a domain alone never changes a company named before
     lead.source = lead.source or item.source  # the first source is the lead type
     lead.interests = list(dict.fromkeys([*(lead.interests or []), *item.interests]))
     lead.timezone = item.timezone or lead.timezone
     lead.extra = {**(lead.extra or {}), **item.extra}
     lead.updated_at = now
-
-
-async def _companies(names: set[str], now: datetime) -> dict[str, Company]:
-    """Companies by lower-cased name, creating the missing ones in one statement."""
-    if not names:
-        return {}
-    wanted = {name.lower(): name for name in names}
-    found = await Company.filter(name__in=list(names))
-    by_key = {c.name.lower(): c for c in found}
-    missing = [Company(name=name, created_at=now) for key, name in wanted.items()
-               if key not in by_key]  # fmt: skip
-    if missing:
-        await Company.bulk_create(missing, ignore_conflicts=True)
-        for company in await Company.filter(name__in=[c.name for c in missing]):
-            by_key[company.name.lower()] = company
-    return by_key

@@ -32,6 +32,9 @@ class LeadRow:
     stage: LeadStage = LeadStage.NEW
     title: str = ""
     extra_raw: Any = None  # as stored: decoded only when the handoff gate asks
+    score_value: float | None = None  # the unrounded score (see models.Lead)
+    profile_score: int = 0
+    company_id: int | None = None
 
     def fields(self) -> dict[str, Any]:
         """The lead's extra fields (budget, timing, owner, ...), decoded."""
@@ -54,11 +57,18 @@ class LeadRow:
 # ids are ints (int() below) and the states constants: nothing else goes in.
 _LEADS = (
     "SELECT l.id, l.email, l.status, l.score, l.score_at, l.timezone, e.stream_id, l.stage,"
-    " l.title, l.extra FROM lead l "
+    " l.title, l.extra, l.score_value, l.profile_score, l.company_id"
+    " FROM lead l "
     "LEFT JOIN enrollment e ON e.lead_id = l.id AND e.state IN ({}) WHERE l.id IN ({})"
 )
 _CURRENT = ", ".join(f"'{state.value}'" for state in CURRENT)
-_WRITTEN = ["score", "score_at", "status", "stage"]  # the Lead fields reacting changes
+_WRITTEN = [
+    "score",
+    "score_at",
+    "score_value",
+    "status",
+    "stage",
+]  # the Lead fields reacting changes
 
 
 async def read_leads(lead_ids: set[int]) -> tuple[list[LeadRow], dict[int, str]]:
@@ -71,7 +81,18 @@ async def read_leads(lead_ids: set[int]) -> tuple[list[LeadRow], dict[int, str]]
     stored_at = Lead._meta.fields_map["score_at"].to_python_value
     leads = {
         r[0]: LeadRow(
-            r[0], r[1], LeadStatus(r[2]), r[3], stored_at(r[4]), r[5], LeadStage(r[7]), r[8], r[9]
+            r[0],
+            r[1],
+            LeadStatus(r[2]),
+            r[3],
+            stored_at(r[4]),
+            r[5],
+            LeadStage(r[7]),
+            r[8],
+            r[9],
+            r[10],
+            r[11] or 0,
+            r[12],
         )
         for r in rows
     }
@@ -79,5 +100,5 @@ async def read_leads(lead_ids: set[int]) -> tuple[list[LeadRow], dict[int, str]]
 
 
 async def update_leads(leads: Sequence[LeadRow]) -> None:
-    """UPDATE score, score_at, status and stage of each row (``nurtured.db.update_rows``)."""
+    """UPDATE the fields reacting changes of each row (``nurtured.db.update_rows``)."""
     await update_rows(Lead, leads, _WRITTEN)

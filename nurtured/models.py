@@ -148,11 +148,14 @@ class EventKind(StrEnum):
     EXPORTED = "exported"  # everything held was exported (no personal data on the event)
     ERASED = "erased"  # personal data removed; a hashed suppression entry kept
     SPLIT_WINNER = "split_winner"  # a split test's winner rule chose; data says why
+    FIT = "fit"  # a fit rule disqualified or routed the lead (data: rule, then, cause)
 
 
 class Company(Model):
     id = fields.IntField(primary_key=True)
     name = fields.CharField(max_length=200, unique=True)
+    # nurtured.fit.companies.company_key(name): one per company however it is spelled.
+    key = fields.CharField(max_length=200, null=True, db_index=True)
     domain = fields.CharField(max_length=253, null=True)
     size = fields.CharField(max_length=50, null=True)
     industry = fields.CharField(max_length=100, null=True)
@@ -172,13 +175,18 @@ class Lead(Model):
     company: fields.ForeignKeyNullableRelation[Company] = fields.ForeignKeyField(
         "models.Company", related_name="leads", null=True, on_delete=fields.SET_NULL
     )
+    company_id: int | None
     source = fields.CharField(max_length=100, default="")
     interests: fields.JSONField[list[str]] = fields.JSONField(default=list)
     timezone = fields.CharField(max_length=64, default="")
     extra: fields.JSONField[dict[str, Any]] = fields.JSONField(default=dict)
     status = fields.CharEnumField(LeadStatus, max_length=20, default=LeadStatus.ACTIVE)
-    score = fields.IntField(default=0)  # as of score_at; it halves every scoring.half_life
+    # Behaviour points as of score_at (they halve every scoring.half_life), rounded;
+    # score_value is the same unrounded, so it always equals the sum of its causes.
+    score = fields.IntField(default=0)
     score_at = DatetimeField(null=True)
+    score_value = fields.FloatField(null=True)
+    profile_score = fields.IntField(default=0, db_default=0)  # profile points: they do not decay
     stage = fields.CharEnumField(LeadStage, max_length=20, default=LeadStage.NEW)
     created_at = DatetimeField()
     updated_at = DatetimeField()
@@ -330,3 +338,22 @@ class Setting(Model):
 
     class Meta:
         table = "setting"
+
+
+class ScoreChange(Model):
+    """One change of a lead's score: which rule, how many points, and why."""
+
+    id = fields.IntField(primary_key=True)
+    lead: fields.ForeignKeyRelation[Lead] = fields.ForeignKeyField(
+        "models.Lead", related_name="score_changes", on_delete=fields.CASCADE
+    )
+    lead_id: int
+    at = DatetimeField()
+    rule = fields.CharField(max_length=100)  # "click", "tag:interest:", "title", ...
+    points = fields.IntField()
+    decays = fields.BooleanField(default=True)  # behaviour decays; profile points do not
+    cause = fields.CharField(max_length=300, default="")
+
+    class Meta:
+        table = "score_change"
+        indexes = (("lead_id", "at"),)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from tortoise.functions import Count, Min
 
 from nurtured.exceptions import NotFound
-from nurtured.models import Delivery, Enrollment, EnrollmentState, Event, Lead
+from nurtured.models import Company, Delivery, Enrollment, EnrollmentState, Event, Lead, ScoreChange
+from nurtured.scoring.explain import Change, explain
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -24,14 +25,29 @@ async def find_lead(email: str) -> Lead:
     return lead
 
 
-async def lead_timeline(lead: Lead) -> dict[str, Any]:
-    """Profile, enrollments, deliveries and events of one lead, oldest first."""
-    return (await load_profiles([lead]))[lead.id]
+async def lead_timeline(
+    lead: Lead, *, now: datetime | None = None, half_life: timedelta | None = None
+) -> dict[str, Any]:
+    """Profile, enrollments, deliveries and events of one lead, oldest first; with ``now``
+    and ``half_life`` also its score at ``now`` as the sum of its causes."""
+    profile = (await load_profiles([lead]))[lead.id]
+    if now is not None and half_life is not None:
+        changes = [
+            Change(at, rule, points, decays, cause)
+            for at, rule, points, decays, cause in await ScoreChange.filter(lead_id=lead.id)
+            .order_by("at", "id")
+            .values_list("at", "rule", "points", "decays", "cause")
+        ]
+        total, parts = explain(changes, now, half_life)
+        profile["score"] = total
+        profile["score_at"] = now.isoformat()
+        profile["score_causes"] = [part.as_dict() for part in parts]
+    return profile
 
 
 async def load_profiles(leads: Sequence[Lead]) -> dict[int, dict[str, Any]]:
-    """``lead_timeline`` for many leads at once (companies already selected): three
-    queries in all, whatever the number of leads. Sales alerts use it per batch."""
+    """``lead_timeline`` for many leads at once: four queries in all, whatever the
+    number of leads. Sales alerts use it per batch."""
     ids = [lead.id for lead in leads]
     enrollments: dict[int, list[dict[str, Any]]] = defaultdict(list)
     timelines: dict[int, list[dict[str, Any]]] = defaultdict(list)
@@ -62,22 +78,25 @@ async def load_profiles(leads: Sequence[Lead]) -> dict[int, dict[str, Any]]:
     ):
         timelines[lead_id].append({"at": _iso(occurred), "what": str(kind), "stream": stream,
                                    **{k: v for k, v in (data or {}).items()}})  # fmt: skip
+    # Read here, not taken from the leads: a lead read without select_related("company")
+    # has a query there, not a company.
+    wanted = {lead.company_id for lead in leads if lead.company_id}
+    companies = dict(await Company.filter(id__in=list(wanted)).values_list("id", "name"))
     profiles = {}
     for lead in leads:
         timeline = timelines[lead.id]
         timeline.sort(key=lambda item: item["at"] or "")
-        company = lead.company
         profiles[lead.id] = {
             "email": lead.email,
             "name": " ".join(p for p in (lead.first_name, lead.last_name) if p),
             "title": lead.title,
-            "company": company.name if company else None,
+            "company": companies.get(lead.company_id) if lead.company_id else None,
             "source": lead.source,
             "interests": list(lead.interests or []),
             "timezone": lead.timezone or None,
             "status": str(lead.status),
             "stage": str(lead.stage),
-            "score": lead.score,
+            "score": lead.score + lead.profile_score,  # as of its last change (no decay)
             "fields": dict(lead.extra or {}),
             "created_at": _iso(lead.created_at),
             "enrollments": enrollments[lead.id],

@@ -16,8 +16,7 @@ import time
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
-from datetime import time as clock_time
+from datetime import datetime
 from typing import Any
 
 from tortoise.transactions import in_transaction
@@ -26,6 +25,8 @@ from nurtured.app import App
 from nurtured.config_sections import Scoring
 from nurtured.db import insert_rows
 from nurtured.enrollment import Changes, leave, received_content, settle
+from nurtured.fit.apply import rescore_companies
+from nurtured.inbox.dates import later_until, pause_until
 from nurtured.lead_rows import LeadRow, read_leads, update_leads
 from nurtured.models import (
     CURRENT,
@@ -35,10 +36,12 @@ from nurtured.models import (
     EventKind,
     LeadStage,
     LeadStatus,
+    ScoreChange,
 )
 from nurtured.sales.gate import missing_criteria
 from nurtured.sales.handoff import nurture_stream
 from nurtured.scheduler import place
+from nurtured.scoring.behaviour import Points, add_points, behaviour_points, decayed
 from nurtured.soft_bounces import SoftBounces
 from nurtured.streams import Action, Stream
 
@@ -75,31 +78,18 @@ class Outcome:
     alert: str | None  # "reply" | "sales_ready": the caller alerts sales
 
 
-def decayed(score: int, since: datetime | None, now: datetime, half_life: timedelta) -> int:
-    """The score ``since`` as it stands at ``now``: it halves every ``half_life``."""
-    if since is None or now <= since or score == 0:
-        return score
-    factor: float = 0.5 ** ((now - since) / half_life)
-    return round(score * factor)
+__all__ = ["Outcome", "Signal", "decayed", "points", "react"]
+
+
+def scored(signal: Signal, scoring: Scoring) -> list[Points]:
+    """What a signal is worth, rule by rule (nurtured.scoring.behaviour)."""
+    return behaviour_points(str(signal.kind), scoring, tag=signal.tag,
+                            intent=signal.data.get("intent"), machine=signal.machine)  # fmt: skip
 
 
 def points(signal: Signal, scoring: Scoring) -> int:
     """What a signal is worth; machine signals are worth nothing."""
-    if signal.machine:
-        return 0
-    base = {
-        EventKind.OPEN: scoring.open,
-        EventKind.CLICK: scoring.click,
-        EventKind.REPLY: scoring.reply,
-        EventKind.FORWARD: scoring.forward,
-    }.get(signal.kind, 0)
-    if signal.kind == EventKind.REPLY and signal.data.get("intent") == "interested":
-        base += scoring.interested  # wants a call, a demo, a quote
-    if signal.kind == EventKind.CLICK and signal.tag:
-        matches = [k for k in scoring.tags if signal.tag == k or signal.tag.startswith(k)]
-        if matches:  # the most specific (longest) key wins
-            base += scoring.tags[max(matches, key=len)]
-    return base
+    return sum(p.points for p in scored(signal, scoring))
 
 
 class _Pacer:
@@ -154,6 +144,8 @@ class _Batch:
         self.soft = soft  # soft bounces in a row, per lead
         self.changes = Changes()
         self.events: list[dict[str, Any]] = []  # one per signal: Event fields
+        self.scores: list[dict[str, Any]] = []  # ScoreChange fields: each points' rule and cause
+        self.engaged: set[int] = set()  # companies with a newly engaged contact (colleagues)
 
     def stream(self, s: _Lead) -> Stream | None:
         return self.app.catalog.streams.get(s.stream_id) if s.stream_id else None
@@ -219,10 +211,20 @@ class _Batch:
         self.events.append({"lead_id": lead.id, "delivery_id": signal.delivery_id,
                             "kind": signal.kind, "stream_id": s.stream_id, "data": data,
                             "occurred_at": signal.at, "ref": signal.ref})  # fmt: skip
-        before = decayed(lead.score, lead.score_at, signal.at, scoring.half_life)
-        after = before + points(signal, scoring)
-        if after != lead.score or points(signal, scoring):
-            lead.score, lead.score_at, s.dirty = after, signal.at, True
+        given = scored(signal, scoring)
+        gained = sum(p.points for p in given)
+        value = lead.score_value if lead.score_value is not None else float(lead.score)
+        step = add_points(value, lead.score_at, signal.at, gained, lead.profile_score,
+                          scoring.half_life)  # fmt: skip
+        before, after, at = step.before, step.after, step.at
+        if step.changed:
+            if lead.score_at is None and gained > 0 and lead.company_id:
+                self.engaged.add(lead.company_id)
+            lead.score_value, lead.score_at, s.dirty = step.value, at, True
+            lead.score = round(step.value)
+        for p in given:
+            self.scores.append({"lead_id": lead.id, "at": at, "rule": p.rule, "points": p.points,
+                                "decays": True, "cause": p.cause[:300]})  # fmt: skip
         if signal.machine:
             return Outcome(signal, after, None, None)
 
@@ -246,7 +248,7 @@ class _Batch:
             elif lead.status in MAILABLE:
                 action = self.stop(s, LeadStatus.REPLIED, signal.at, "replied")
         elif kind == EventKind.AUTO_REPLY:
-            until = _parse_until(data.get("until"), signal.at)
+            until = pause_until(data.get("until"), signal.at)
             until = until or signal.at + self.app.settings.inbox.auto_reply_pause
             action = self.pause(s, until, signal.at, "auto-reply")
         elif kind == EventKind.BOUNCE and not data.get("delivered"):  # (ours got it: no bounce)
@@ -273,11 +275,13 @@ class _Batch:
                 action = self.fire(s, transition, signal.at, f"score {at_}")
         # A reply that carries the lead over the threshold hands it off too (it stopped the
         # stream above, as any reply does).
-        if (
-            before < scoring.sales_ready <= after
-            and was_mailable
-            and lead.status in (*MAILABLE, LeadStatus.REPLIED)
-        ):
+        # Crossing the line, or already over it on profile points alone (those count from
+        # the lead's next scored signal on).
+        over = before < scoring.sales_ready <= after or (
+            gained > 0 and after >= scoring.sales_ready
+            and lead.stage in (LeadStage.NEW, LeadStage.NURTURING)
+        )  # fmt: skip
+        if over and was_mailable and lead.status in (*MAILABLE, LeadStatus.REPLIED):
             handoff = self.app.settings.handoff
             lacks = missing_criteria(handoff.require, lead.fields(), title=lead.title,
                                      authority_titles=handoff.authority_titles,
@@ -300,7 +304,7 @@ class _Batch:
         long-term stream: [handoff] returns' not_interested, else default, else the
         lowest-priority stream)."""
         if data.get("intent") == "later":
-            until = _later_until(data.get("later_until"), at)
+            until = later_until(data.get("later_until"), at)
             return self.pause(s, until, at, "reply: later") if until else None
         target = nurture_stream(self.app, "not_interested")
         if target is None:
@@ -318,30 +322,6 @@ class _Batch:
         s.dirty = True
 
 
-def _later_until(value: object, now: datetime) -> datetime | None:
-    """A reply's "later" date (ISO) as the instant it begins, at most two years ahead."""
-    if not isinstance(value, str):
-        return None
-    try:
-        day = date.fromisoformat(value)
-    except ValueError:
-        return None
-    until = datetime.combine(day, clock_time(0), tzinfo=UTC)
-    return min(until, now + timedelta(days=730)) if until > now else None
-
-
-def _parse_until(value: object, now: datetime) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        until = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    if until.tzinfo is None or until <= now:
-        return None
-    return min(until, now + timedelta(days=120))  # a typo'd year pauses nobody for ever
-
-
 def _may_move(app: App, lead: LeadRow, stream_id: str, signals: Sequence[Signal]) -> bool:
     """Whether ``signals`` might change the lead's current enrollment in ``stream_id``.
 
@@ -351,7 +331,7 @@ def _may_move(app: App, lead: LeadRow, stream_id: str, signals: Sequence[Signal]
     """
     stream = app.catalog.streams.get(stream_id)
     scoring = app.settings.scoring
-    reach = max(lead.score, 0)
+    reach = max(lead.score + lead.profile_score, 0)
     for signal in signals:
         if signal.machine:
             continue
@@ -430,6 +410,9 @@ async def _react(app: App, signals: Sequence[Signal], *, light: bool) -> list[Ou
             seen.add(signal.ref)
         outcomes.append(batch.apply(signal))
     await insert_rows(Event, batch.events, pace=pace)
+    await insert_rows(ScoreChange, batch.scores, pace=pace)
     await batch.changes.write()
     await update_leads([s.lead for s in state.values() if s.dirty])
+    if batch.engaged:  # their colleagues' points change (scoring.profile.colleagues)
+        await rescore_companies(batch.engaged, app, max(s.at for s in signals))
     return outcomes

@@ -30,7 +30,10 @@ settings.register_profile("nurtured", derandomize=True, deadline=None, database=
 settings.load_profile("nurtured")
 
 SCAFFOLD = Path(__file__).parent.parent / "nurtured" / "scaffold"
-TABLES = ("link", "event", "delivery", "enrollment", "lead", "company", "suppression", "setting")
+TABLES = (
+    "link", "event", "delivery", "enrollment", "score_change", "lead", "company", "suppression",
+    "setting",
+)  # fmt: skip
 
 
 async def _admin(url: str, sql: str) -> None:

@@ -53,9 +53,12 @@ async def leads_import(
         report = await import_csv(csv_file, app.catalog, app.rules, now or utcnow(),
                                   source=source, progress=advance, fmt=fmt, dry_run=dry_run,
                                   sales_sources=app.settings.intake.sales_sources,
-                                  suppression=app.settings.suppression)  # fmt: skip
+                                  suppression=app.settings.suppression, app=app)  # fmt: skip
     for line, reason in report.counts.invalid:
         click.echo(f"{csv_file}:{line}: {reason}")
+    for email, rule, then in report.counts.fit:
+        click.echo(f"{email}: " + ("disqualified by fit rule " + rule if then == "disqualify"
+                                   else f"routed to {then} by a fit rule"))  # fmt: skip
     click.echo(report.summary())
     if not dry_run:
         await alert_consults(app, report.counts.to_sales, now or utcnow())

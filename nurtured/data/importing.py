@@ -20,6 +20,7 @@ from pathlib import Path
 
 from tortoise.transactions import in_transaction
 
+from nurtured.app import App
 from nurtured.config_sections import Suppression
 from nurtured.data.consent import CONSENT_ERROR, parse_consent
 from nurtured.data.suppression import Gate
@@ -250,13 +251,14 @@ async def import_csv(
     path: Path, catalog: Catalog, rules: SendRules, now: datetime, *,
     source: str | None = None, progress: Callable[[int], None] | None = None,
     sales_sources: Collection[str] = (), suppression: Suppression | None = None,
-    fmt: CsvFormat | None = None, dry_run: bool = False,
+    fmt: CsvFormat | None = None, dry_run: bool = False, app: App | None = None,
 ) -> CsvReport:  # fmt: skip
     """Import ``path`` in chunks of CHUNK rows; with ``dry_run`` all of it runs in one
-    transaction that is rolled back (holding the database's write lock meanwhile)."""
+    transaction that is rolled back (holding the database's write lock meanwhile). With
+    ``app``, company matching, fit rules and profile points apply (see intake.upsert)."""
     report = CsvReport(path, fmt or csv_format(path), dry_run=dry_run)
     gate = Gate(suppression or Suppression())
-    args = (report, catalog, rules, now, source, progress, sales_sources, gate)
+    args = (report, catalog, rules, now, source, progress, sales_sources, gate, app)
     if not dry_run:  # chunk by chunk, as the API writes: a running daemon keeps sending
         await _import(*args)
         return report
@@ -276,6 +278,7 @@ class _RollBack(Exception):
 async def _import(
     report: CsvReport, catalog: Catalog, rules: SendRules, now: datetime, source: str | None,
     progress: Callable[[int], None] | None, sales_sources: Collection[str], gate: Gate,
+    app: App | None,
 ) -> None:  # fmt: skip
     seen = Seen()
     chunk: list[tuple[int, LeadInput]] = []
@@ -288,12 +291,12 @@ async def _import(
                 report.repeats.append(repeat)
             chunk.append((line, item))
         if len(chunk) >= CHUNK:
-            await _chunk(report, chunk, seen, catalog, rules, now, sales_sources, gate)
+            await _chunk(report, chunk, seen, catalog, rules, now, sales_sources, gate, app)
             chunk = []
         if progress:
             progress(line)
     if chunk:
-        await _chunk(report, chunk, seen, catalog, rules, now, sales_sources, gate)
+        await _chunk(report, chunk, seen, catalog, rules, now, sales_sources, gate, app)
     report.lines = {email: seen.first(email) for email in report.counts.suppressed}
     report.counts.duplicates = len(report.repeats)
 
@@ -301,6 +304,7 @@ async def _import(
 async def _chunk(
     report: CsvReport, chunk: list[tuple[int, LeadInput]], seen: Seen, catalog: Catalog,
     rules: SendRules, now: datetime, sales_sources: Collection[str], gate: Gate,
+    app: App | None,
 ) -> None:  # fmt: skip
     why = await gate.check({item.email for _, item in chunk})
     erased = {email for email, reason in why.items() if reason == "erased"}
@@ -316,10 +320,11 @@ async def _chunk(
     no = [i for i in items if consent[i.email] == "no"]
     if yes:
         await upsert(yes, catalog, rules, now, counts, sales_sources=sales_sources,
-                     suppression=blocked)  # fmt: skip
+                     suppression=blocked, app=app)  # fmt: skip
     if no:
         _, leads = await upsert(no, catalog, rules, now, counts, enroll=False,
-                                sales_sources=sales_sources, suppression=blocked)  # fmt: skip
+                                sales_sources=sales_sources, suppression=blocked,
+                                app=app)  # fmt: skip
         report.refused += await _refuse(leads, now)
     counts.updated -= len(earlier - erased)
 

@@ -104,7 +104,7 @@ async def erase_lead(lead: Lead, now: datetime) -> dict[str, int]:
             counts[relation.model._meta.db_table] = await _scrub(relation, parents, personal)
         for row in leads:
             await suppress_hashed(row.email, now, "erased")
-        company_ids = {row.company_id for row in leads if row.company_id}  # type: ignore[attr-defined]
+        company_ids = {row.company_id for row in leads if row.company_id}
         await _scrub_rows(leads, personal, keep=KEEP | {"source"}, skip={"email"})
         for row in leads:
             status = LeadStatus.BOUNCED if row.status == LeadStatus.BOUNCED else (

@@ -123,3 +123,29 @@ def return_date(text: str, now: datetime, *, month_first: bool = False) -> datet
     if not dates:
         return None
     return datetime.combine(max(dates) + timedelta(days=1), time(), tzinfo=UTC)
+
+
+def later_until(value: object, now: datetime) -> datetime | None:
+    """A reply's "later" date (ISO, as classified) as the instant it begins, at most two
+    years ahead."""
+    if not isinstance(value, str):
+        return None
+    try:
+        day = date.fromisoformat(value)
+    except ValueError:
+        return None
+    until = datetime.combine(day, time(0), tzinfo=UTC)
+    return min(until, now + timedelta(days=730)) if until > now else None
+
+
+def pause_until(value: object, now: datetime) -> datetime | None:
+    """An auto-reply's return date (ISO, as classified), at most 120 days ahead."""
+    if not isinstance(value, str):
+        return None
+    try:
+        until = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if until.tzinfo is None or until <= now:
+        return None
+    return min(until, now + timedelta(days=120))  # a typo'd year pauses nobody for ever

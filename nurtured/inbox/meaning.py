@@ -47,7 +47,8 @@ async def create_referrals(app: App, referrals: Sequence[tuple[int, str, str]], 
         if await Lead.filter(email=item.email).exists():
             continue  # known already: nothing to create, nobody overwritten
         _, (created,) = await upsert([item], app.catalog, app.rules, now,
-                                     sales_sources=app.settings.intake.sales_sources)  # fmt: skip
+                                     sales_sources=app.settings.intake.sales_sources,
+                                     app=app)  # fmt: skip
         await Event.create(lead_id=lead_id, kind=EventKind.FORWARD, occurred_at=now,
                            data={"referral": created.email, "referral_id": created.id})  # fmt: skip
         log.info("lead %s referred %s: created as a new lead", by, created.email)

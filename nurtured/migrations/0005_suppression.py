@@ -8,7 +8,7 @@ from nurtured.models import SuppressionKind
 
 
 class Migration(migrations.Migration):
-    dependencies = [("models", "0003_sales_loop")]
+    dependencies = [("models", "0004_fit_and_scores")]
 
     operations = [
         ops.CreateModel(

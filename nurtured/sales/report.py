@@ -14,6 +14,7 @@ from typing import Any
 from tortoise.functions import Count
 
 from nurtured.app import App
+from nurtured.fit.mql import mql_rules
 from nurtured.models import Delivery, DeliveryStatus, Handoff, HandoffState, Lead, LeadStage
 from nurtured.sales.handoff import lacking
 
@@ -53,6 +54,7 @@ async def sales_report(app: App, since: datetime, until: datetime) -> dict[str, 
     return {
         "stages": {str(k): v for k, v in sorted(stages.items())},
         "mql_lacking": lacks,
+        "mql_rules": await mql_rules(since, until),
         "handoffs": dict(sorted(states.items())),
         "sla": sla,
         "revenue": {
@@ -70,6 +72,10 @@ def format_sales(data: dict[str, Any]) -> str:
     lines = ["stages: " + (", ".join(f"{k} {v}" for k, v in data["stages"].items()) or "none")]
     for email, lacks in list(data["mql_lacking"].items())[:20]:
         lines.append(f"  MQL {email} lacks: {', '.join(lacks) or 'nothing (hand it off)'}")
+    if data["mql_rules"]:
+        lines.append("rules that moved leads to MQL: " + ", ".join(
+            f"{rule} {v['points']:+d} ({v['leads']} leads)" for rule, v in data["mql_rules"].items()
+        ))  # fmt: skip
     if data["handoffs"]:
         lines.append("handoffs: " + ", ".join(f"{k} {v}" for k, v in data["handoffs"].items()))
         sla = data["sla"]
