@@ -228,17 +228,17 @@ def run(config_path: Path, once: bool, now: datetime | None) -> None:
 @main.command()
 @config_option
 @click.option("--burst", is_flag=True, help="Exit once the queue is empty.")
-def worker(config_path: Path, burst: bool) -> None:
-    """Run an arq worker: scale-out sending ([queue] backend = "arq")."""
-    from nurtured.worker import make_worker
+@now_option
+def worker(config_path: Path, burst: bool, now: datetime | None) -> None:
+    """Run an arq worker: scale-out sending ([queue] backend = "arq").
+
+    SIGTERM/SIGINT: no new job, running sends finish (at most [queue] drain), exit 0."""
+    from nurtured.worker import make_worker, run
 
     async def work() -> None:
         logging.getLogger().setLevel(min(logging.getLogger().level, logging.INFO))
-        arq_worker = make_worker(config_path, burst=burst)
-        try:
-            await arq_worker.main()
-        finally:
-            await arq_worker.close()
+        clock = (lambda: now) if now is not None else utcnow
+        await run(make_worker(config_path, burst=burst, clock=clock))
 
     run_async(work)()
 
