@@ -7,11 +7,13 @@ a line in a log), with timeouts; nothing sleeps for time to pass.
 
 from __future__ import annotations
 
+import secrets
 import signal
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from redis.asyncio import Redis
 
@@ -241,3 +243,53 @@ async def test_template_edits_reach_every_worker_and_a_bad_edit_is_refused_by_al
     for proc in reloaded:
         assert "reloaded" in proc.text()
     assert await procs.stop_all() == [0, 0, 0]
+
+
+async def test_run_and_workers_started_together_on_a_fresh_database(
+    tmp_path: Path, smtp_sink: Any, pg: str
+) -> None:
+    """Two `nurtured run` on one port and two workers, started at once on a database
+    never migrated: all come up (one migrates, the others wait), one of the four leads,
+    the leads are sent once each, both tracking servers answer, SIGTERM stops all with 0."""
+    import aiohttp
+
+    from nurtured.db import database
+    from tests.conftest import _admin
+    from tests.smtp_sink import free_port
+
+    name = f"nurtured_fresh_{secrets.token_hex(4)}"
+    await _admin(pg, f'CREATE DATABASE "{name}"')
+    url = urlunsplit(urlsplit(pg)._replace(path=f"/{name}"))
+    port = free_port()
+    config_path = scaleout_project(tmp_path, smtp_sink.port)
+    text = config_path.read_text().replace("[mail]", f'[http]\nlisten = "127.0.0.1:{port}"\n[mail]')
+    config_path.write_text(text)
+    procs = Procs(tmp_path, url)
+    try:
+        servers = [
+            procs.start("-v", "run", "--config", str(config_path), name=f"run{i}") for i in range(2)
+        ]
+        workers = [procs.worker(config_path, T1, name=f"w{i}") for i in range(2)]
+        for proc in servers:
+            await proc.wait_for("tracking and intake on")
+        for proc in workers:
+            await proc.wait_for("ready")
+        async with database(url), aiohttp.ClientSession() as http:
+            for _ in range(4):  # the kernel spreads the connections over both servers
+                async with http.get(f"http://127.0.0.1:{port}/healthz") as response:
+                    assert response.status == 200
+            await add_leads(config_path, 200)
+            await until(lambda: _sent_is(200), 60, "200 sent")
+        assert max(received(smtp_sink).values()) == 1
+        assert sum(" took " in proc.text() for proc in procs.started) == 1  # one leader
+        assert await procs.stop_all() == [0, 0, 0, 0]
+    finally:
+        for proc in procs.started:
+            if proc.popen.poll() is None:
+                proc.popen.kill()
+                proc.popen.wait()
+        await _admin(pg, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def _sent_is(count: int) -> bool:
+    return await sent() == count
