@@ -5,7 +5,8 @@ machine that reaches the PostgreSQL database and Redis named in config.toml
 (``[queue] backend = "arq"``). One process at a time leads (``nurtured.scaleout``): it
 runs the tick, which recovers sends cut off by a dead worker and, when anything is due,
 queues ``parallel`` send jobs. Each worker runs ``max_jobs`` of them at once; a send job
-leases batches until nothing is due, reloading edited files between chunks, so the
+leases batches until nothing is due (or for ``CHUNKS`` chunks), reloading edited files
+between chunks, so the
 workers drain the due work side by side, kept apart by the engine's leases. A running
 job's in-progress mark in Redis lives ``liveness`` and is renewed while the job runs,
 so a killed worker's job is taken up by another within seconds. SIGTERM/SIGINT: no new
@@ -43,7 +44,8 @@ log = logging.getLogger(__name__)
 
 SEND_JOB = "send_due"
 CHUNK = 4  # batches a send job leases between two looks for edited files
-JOB_TIMEOUT = 3600  # seconds: a send job ends when nothing is due, well before this
+CHUNKS = 50  # then the job ends (the next tick queues it again), well within:
+JOB_TIMEOUT = 3600  # seconds
 
 
 def _parse_now(value: str | None) -> datetime | None:
@@ -74,13 +76,17 @@ async def _in_progress(ctx: dict[str, Any]) -> AsyncIterator[None]:
 
 
 async def send_due_job(ctx: dict[str, Any], now: str | None = None) -> dict[str, int]:
-    """Lease and send batches until nothing is due or the worker stops; every ``CHUNK``
-    batches, edited files are reloaded first. Returns the counts."""
+    """Lease and send batches until nothing is due, the worker stops, or ``CHUNKS`` times
+    ``CHUNK`` batches (a job with hours of work ends within the job timeout; the next
+    tick queues it again). Before every ``CHUNK`` batches, edited files are reloaded.
+    Returns the counts."""
     runtime: Runtime = ctx["runtime"]
     stop: asyncio.Event = ctx["stop"]
     total: Counter[str] = Counter()
     async with _in_progress(ctx):
-        while not stop.is_set():
+        for _ in range(CHUNKS):
+            if stop.is_set():
+                break
             ctx["reloader"].check()
             report = await jobs.send_due(
                 runtime, _parse_now(now) or runtime.clock(), stop=stop, max_batches=CHUNK
