@@ -7,10 +7,10 @@ runs the tick, which recovers sends cut off by a dead worker and, when anything 
 queues ``parallel`` send jobs. Each worker runs ``max_jobs`` of them at once; a send job
 leases batches until nothing is due (or for ``CHUNKS`` chunks), reloading edited files
 between chunks, so the workers drain the due work side by side, kept apart by the
-engine's leases. A running
-job's in-progress mark in Redis lives ``liveness`` and is renewed while the job runs,
-so a killed worker's job is taken up by another within seconds. SIGTERM/SIGINT: no new
-job is taken, running jobs stop after their batches in hand (at most ``drain``), exit 0.
+engine's leases. A running job's in-progress mark in Redis lives ``liveness`` and is
+renewed while the job runs, so a killed worker's job is taken up by another within
+seconds. SIGTERM/SIGINT: no new job is taken, running jobs stop after their batches in
+hand (at most ``drain``), exit 0.
 arq is in maintenance mode upstream, so this module is the only one that imports it.
 """
 
