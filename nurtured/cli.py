@@ -217,11 +217,11 @@ async def move(app: App, email: str, stream_id: str, now: datetime | None) -> No
 @click.option("--once", is_flag=True, help="Process what is due now, then exit.")
 @now_option
 def run(config_path: Path, once: bool, now: datetime | None) -> None:
-    """Run the daemon (SIGINT/SIGTERM finish the current batch and exit)."""
+    """Run the daemon (SIGINT/SIGTERM finish the current batch and exit).
+
+    With --now and without --once, the clock stands still at that time."""
     from nurtured.daemon import serve
 
-    if now is not None and not once:
-        raise click.UsageError("--now only goes with --once")
     run_async(serve)(config_path, once=once, now=now)
 
 

@@ -42,6 +42,8 @@ async def serve(config_path: Path, *, once: bool = False, now: datetime | None =
         transport = make_transport(app.settings)
         await transport.start()
         runtime = Runtime(app, transport)
+        if now is not None and not once:  # replays and tests: the clock stands still
+            runtime.clock = lambda: now
         try:
             if once:
                 await run_once(runtime, now)

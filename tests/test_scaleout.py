@@ -24,7 +24,7 @@ from nurtured.config import Settings
 from nurtured.intake import make_input, upsert
 from nurtured.models import Delivery, DeliveryStatus, Enrollment
 from nurtured.worker import connect, enqueue_sends
-from tests.scaleout import REDIS, Procs, pg, procs, received, scaleout_project, until
+from tests.scaleout import REDIS, ROOT, Procs, pg, procs, received, scaleout_project, until
 from tests.walk import MONDAY
 
 __all__ = ["pg", "procs"]  # fixtures
@@ -288,9 +288,8 @@ async def test_run_and_workers_started_together_on_a_fresh_database(
     config_path.write_text(text)
     procs = Procs(tmp_path, url)
     try:
-        servers = [
-            procs.start("-v", "run", "--config", str(config_path), name=f"run{i}") for i in range(2)
-        ]
+        run = ("-v", "run", "--config", str(config_path), "--now", T1.isoformat())
+        servers = [procs.start(*run, name=f"run{i}") for i in range(2)]
         workers = [procs.worker(config_path, T1, name=f"w{i}") for i in range(2)]
         for proc in servers:
             await proc.wait_for("tracking and intake on")
@@ -302,6 +301,20 @@ async def test_run_and_workers_started_together_on_a_fresh_database(
                     assert response.status == 200
             await add_leads(config_path, 200)
             await until(lambda: _sent_is(200), 60, "200 sent")
+            # The leader alone reads the inbox: a reply is taken once, by one process.
+            delivery = await Delivery.get(lead__email="lead7@example.com")
+            reply = (ROOT / "tests" / "corpus" / "reply-en-gmail.eml").read_bytes()
+            inbox = config_path.parent / "inbox"
+            (inbox / "new" / "1.reply").write_bytes(
+                reply.replace(b"<REPLACE-ME@acme.example>", delivery.message_id.encode())
+            )
+
+            async def read() -> bool:
+                return (inbox / "cur" / "1.reply:2,S").exists()
+
+            await until(read, 30, "the reply read")
+            await until(lambda: _logged("-> recorded", procs), 10, "the reply recorded")
+            assert sum(proc.text().count("inbound <") for proc in procs.started) == 1
         assert max(received(smtp_sink).values()) == 1
         assert sum(" took " in proc.text() for proc in procs.started) == 1  # one leader
         assert await procs.stop_all() == [0, 0, 0, 0]
@@ -311,6 +324,10 @@ async def test_run_and_workers_started_together_on_a_fresh_database(
                 proc.popen.kill()
                 proc.popen.wait()
         await _admin(pg, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def _logged(text: str, procs: Procs) -> bool:
+    return any(text in proc.text() for proc in procs.started)
 
 
 async def _sent_is(count: int) -> bool:
