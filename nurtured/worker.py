@@ -157,7 +157,8 @@ def make_worker(
 ) -> Worker:
     """An arq Worker for the project at ``config_path`` (validated now: refuse to start).
 
-    ``open_database=False`` uses the database the caller already opened (tests);
+    ``open_database``: ``run`` opens (and closes) the database around the worker;
+    False uses the one the caller opened (tests);
     ``clock`` is what the tick and send jobs take for now (tests pass a fixed one).
     A burst worker drains the queue and exits; it does not try to lead.
     """
@@ -168,8 +169,6 @@ def make_worker(
     async def startup(ctx: dict[str, Any]) -> None:
         guard_logs()  # no delivery token in a log line (the SQL drivers log them at DEBUG)
         stack = contextlib.AsyncExitStack()
-        if open_database:
-            await stack.enter_async_context(database(settings.database.url))
         transport = make_transport(settings)
         await transport.start()
         stack.push_async_callback(transport.close)
@@ -206,7 +205,7 @@ def make_worker(
         timezone=UTC,
         max_jobs=settings.queue.max_jobs,
         job_completion_wait=max(1, round(settings.queue.drain.total_seconds())),
-        ctx={"stop": stop},
+        ctx={"stop": stop, "database_url": settings.database.url if open_database else None},
         **options,
     )
 
@@ -226,14 +225,18 @@ async def run(worker: Worker) -> None:
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal, sig)
-    try:
-        await worker.async_run()
-    except asyncio.CancelledError:  # arq cancels its main task once drained
-        if not stop.is_set():
-            raise
-    finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
-        await worker.close()
+    # Opened here, not in the worker's startup: arq runs that in its main task, whose
+    # context (where Tortoise keeps its connections) closing would not see.
+    url: str | None = worker.ctx["database_url"]
+    async with database(url) if url else contextlib.nullcontext():
+        try:
+            await worker.async_run()
+        except asyncio.CancelledError:  # arq cancels its main task once drained
+            if not stop.is_set():
+                raise
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+            await worker.close()
     log.info("worker %s stopped: %d jobs complete, %d failed", holder(), worker.jobs_complete,
              worker.jobs_failed)  # fmt: skip

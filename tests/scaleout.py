@@ -18,16 +18,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 
 from tests.walk import config, write_project
 
 ROOT = Path(__file__).parent.parent
 REDIS = os.environ.get("NURTURED_TEST_REDIS", "redis://127.0.0.1:6379/15")
+QUEUES: list[str] = []  # made by scaleout_project; their keys are deleted after the test
 
 
 def scaleout_project(root: Path, port: int, *, batch_size: int = 100, drain: str = "5s") -> Path:
     """A project sending through arq on a queue of its own; ticks and liveness of 1 s."""
     queue = f"nurtured-test-{secrets.token_hex(4)}"
+    QUEUES.append(queue)
     text = (
         config(port).replace("batch_size = 2", f"batch_size = {batch_size}")
         + f"""
@@ -121,6 +124,20 @@ def procs(tmp_path: Path, pg: str) -> Iterator[Procs]:
         if proc.popen.poll() is None:
             proc.popen.kill()
             proc.popen.wait()
+    forget_queues()
+
+
+def forget_queues() -> None:
+    """Delete what the test's queues left in Redis (queued jobs, arq's job keys)."""
+    client = redis.Redis.from_url(REDIS)
+    try:
+        for queue in QUEUES:
+            keys = list(client.scan_iter(match=f"*{queue}*"))
+            if keys:
+                client.delete(*keys)
+    finally:
+        client.close()
+    QUEUES.clear()
 
 
 @pytest.fixture

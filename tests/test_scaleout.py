@@ -24,7 +24,17 @@ from nurtured.config import Settings
 from nurtured.intake import make_input, upsert
 from nurtured.models import Delivery, DeliveryStatus, Enrollment
 from nurtured.worker import connect, enqueue_sends
-from tests.scaleout import REDIS, ROOT, Procs, pg, procs, received, scaleout_project, until
+from tests.scaleout import (
+    REDIS,
+    ROOT,
+    Procs,
+    forget_queues,
+    pg,
+    procs,
+    received,
+    scaleout_project,
+    until,
+)
 from tests.walk import MONDAY
 
 __all__ = ["pg", "procs"]  # fixtures
@@ -323,6 +333,7 @@ async def test_run_and_workers_started_together_on_a_fresh_database(
             if proc.popen.poll() is None:
                 proc.popen.kill()
                 proc.popen.wait()
+        forget_queues()
         await _admin(pg, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
