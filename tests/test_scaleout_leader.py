@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -24,7 +25,7 @@ from nurtured.lease import holder_of
 from nurtured.models import Delivery, DeliveryStatus, Enrollment
 from nurtured.scaleout.leader import Heartbeats, Leader, lead
 from tests.conftest import _admin
-from tests.scaleout import REDIS, ROOT, until
+from tests.scaleout import REDIS, ROOT, Procs, forget_queues, scaleout_project, until
 from tests.walk import MONDAY, write_project
 
 TTL = timedelta(milliseconds=300)
@@ -186,3 +187,28 @@ def test_processes_started_together_migrate_a_fresh_sqlite_file_once(tmp_path: P
     config_path = write_project(tmp_path, 2525)
     _all_exit_0([_start_status(config_path, f"sqlite://{tmp_path}/fresh.db") for _ in range(4)])
     assert (tmp_path / "fresh.db.migrate-lock").exists()
+
+
+async def test_a_worker_on_sqlite_stops_on_sigterm_and_leaves_no_trace(tmp_path: Path) -> None:
+    """SIGTERM on an idle worker: exit 0 at once, the leader key and heartbeat gone.
+    (Its database, opened outside arq's main task, is closed: SQLite's thread would
+    otherwise keep the process alive.)"""
+    config_path = scaleout_project(tmp_path, 2525)
+    queue = load_app(config_path).settings.queue.queue_name
+    procs = Procs(tmp_path, f"sqlite://{tmp_path}/worker.db")
+    worker = procs.worker(config_path, MONDAY)
+    try:
+        await worker.wait_for(" took ")  # it leads: the only candidate
+        worker.popen.send_signal(signal.SIGTERM)
+        assert await worker.exit_code(within=15) == 0
+        client = Redis.from_url(REDIS)
+        try:
+            assert await client.get(f"{queue}:leader") is None
+            assert await client.smembers(f"{queue}:workers") == set()
+        finally:
+            await client.aclose()
+    finally:
+        if worker.popen.poll() is None:
+            worker.popen.kill()
+            worker.popen.wait()
+        forget_queues()
