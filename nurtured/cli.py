@@ -219,29 +219,28 @@ async def move(app: App, email: str, stream_id: str, now: datetime | None) -> No
 def run(config_path: Path, once: bool, now: datetime | None) -> None:
     """Run the daemon (SIGINT/SIGTERM finish the current batch and exit).
 
-    `--once --now` sends for real, records deliveries and moves leads on: to see what
-    would happen without doing it, use `nurtured simulate`."""
+    With --now and without --once, the clock stands still at that time. `--now` sends for
+    real, records deliveries and moves leads on: to see what would happen without doing
+    it, use `nurtured simulate`."""
     from nurtured.daemon import serve
 
-    if now is not None and not once:
-        raise click.UsageError("--now only goes with --once")
     run_async(serve)(config_path, once=once, now=now)
 
 
 @main.command()
 @config_option
 @click.option("--burst", is_flag=True, help="Exit once the queue is empty.")
-def worker(config_path: Path, burst: bool) -> None:
-    """Run an arq worker: scale-out sending ([queue] backend = "arq")."""
-    from nurtured.worker import make_worker
+@now_option
+def worker(config_path: Path, burst: bool, now: datetime | None) -> None:
+    """Run an arq worker: scale-out sending ([queue] backend = "arq").
+
+    SIGTERM/SIGINT: no new job, running sends finish (at most [queue] drain), exit 0."""
+    from nurtured.worker import make_worker, run
 
     async def work() -> None:
         logging.getLogger().setLevel(min(logging.getLogger().level, logging.INFO))
-        arq_worker = make_worker(config_path, burst=burst)
-        try:
-            await arq_worker.main()
-        finally:
-            await arq_worker.close()
+        clock = (lambda: now) if now is not None else utcnow
+        await run(make_worker(config_path, burst=burst, clock=clock))
 
     run_async(work)()
 

@@ -204,6 +204,12 @@ class Queue(Model):
     parallel: int = Field(4, ge=1, le=256)
     tick: PositiveDuration = timedelta(seconds=5)
     queue_name: str = "nurtured"
+    # Send jobs one worker runs at once (arq's max_jobs): 1 spreads them over the workers.
+    max_jobs: int = Field(1, ge=1, le=256)
+    # SIGTERM/SIGINT: a worker takes no new job and gives its running sends this long.
+    drain: PositiveDuration = timedelta(seconds=30)
+    # A worker or leader not heard of in Redis for this long is taken as dead.
+    liveness: PositiveDuration = timedelta(seconds=10)
 
 
 class Warmup(Model):

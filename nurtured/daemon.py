@@ -4,11 +4,13 @@ Lifecycle: load and validate everything (refuse to start on any problem), open t
 database (migrating in place), start the transport, recover interrupted sends, start
 the HTTP server (tracking and intake) and the inbox reader, then loop: process due
 work, sleep until the next due time or the poll interval. With ``[queue] backend =
-"arq"`` the sending is left to ``nurtured worker`` processes and this loop only serves
-HTTP and the inbox. SIGINT or SIGTERM lets the batch in hand finish (its claims are
-recorded), then stops the server and the inbox reader and closes the transport and the
-database. Edited config/streams/templates are re-validated while running; a bad edit is
-logged with file, key and reason and the last good version stays.
+"arq"`` the sending is left to ``nurtured worker`` processes; this loop serves HTTP and
+tries for the leader lease, and the leader runs the inbox reader and the tick (one
+process at a time: ``nurtured.scaleout``). SIGINT or SIGTERM lets the batch in hand
+finish (its claims are recorded), then stops the server and the inbox reader and
+closes the transport and the database. Edited config/streams/templates are
+re-validated while running; a bad edit is logged with file, key and reason and the last
+good version stays.
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ async def serve(config_path: Path, *, once: bool = False, now: datetime | None =
         transport = make_transport(app.settings)
         await transport.start()
         runtime = Runtime(app, transport)
+        if now is not None and not once:  # replays and tests: the clock stands still
+            runtime.clock = lambda: now
         try:
             if once:
                 await run_once(runtime, now)
@@ -84,30 +88,39 @@ def freeze_startup_heap() -> None:
 
 
 @contextlib.asynccontextmanager
-async def side_services(runtime: Runtime, stop: asyncio.Event) -> AsyncIterator[None]:
-    """The HTTP server and the inbox reader, for as long as the loop runs."""
+async def side_services(
+    runtime: Runtime, reloader: jobs.Reloader, stop: asyncio.Event
+) -> AsyncIterator[None]:
+    """The HTTP server and the inbox reader, for as long as the loop runs. With arq, the
+    inbox reader (and the tick) run in whichever process leads (``nurtured.scaleout``);
+    this one tries for the lead like every worker."""
     settings = runtime.app.settings
-    runner = None
     tasks: list[asyncio.Task[None]] = []
-    if settings.http.enabled:
-        from nurtured.tracking import start_server
+    async with contextlib.AsyncExitStack() as stack:
+        if settings.http.enabled:
+            from nurtured.tracking import start_server
 
-        runner = await start_server(runtime)
-        freeze_startup_heap()
-        log.info("tracking and intake on http://%s:%d", *settings.http.listen)
-    if settings.inbox.source != "none":
-        from nurtured.inbox import run_inbox
+            runner = await start_server(runtime)
+            stack.push_async_callback(runner.cleanup)
+            freeze_startup_heap()
+            log.info("tracking and intake on http://%s:%d", *settings.http.listen)
+        if settings.queue.backend == "arq":
+            from nurtured.worker import connect, leadership
 
-        tasks.append(asyncio.create_task(run_inbox(runtime, stop), name="inbox"))
-    try:
-        yield
-    finally:
-        stop.set()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
-                await asyncio.wait_for(task, timeout=10)
-        if runner is not None:
-            await runner.cleanup()
+            redis = await connect(settings)
+            stack.push_async_callback(redis.aclose)
+            await stack.enter_async_context(leadership(runtime, reloader, redis, stop))
+        elif settings.inbox.source != "none":
+            from nurtured.inbox import run_inbox
+
+            tasks.append(asyncio.create_task(run_inbox(runtime, stop), name="inbox"))
+        try:
+            yield
+        finally:
+            stop.set()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                    await asyncio.wait_for(task, timeout=10)
 
 
 async def run_forever(runtime: Runtime, config_path: Path) -> None:
@@ -124,16 +137,17 @@ async def run_forever(runtime: Runtime, config_path: Path) -> None:
     reloader = jobs.Reloader(runtime, config_path)
     try:
         await jobs.recover(runtime)
-        async with side_services(runtime, stop):
+        async with side_services(runtime, reloader, stop):
             while not stop.is_set():
-                if reloader.check():
-                    await jobs.recover(runtime)  # wakes held leads when streams grew
-                await jobs.check_sla(runtime)
-                if embedded:
+                if embedded:  # with arq, the leader's tick does all this
+                    if reloader.check():
+                        await jobs.recover(runtime)  # wakes held leads when streams grew
+                    await jobs.check_sla(runtime)
                     report = await jobs.send_due(runtime, stop=stop)
                     total.counts.update(report.counts)
                     wake = await jobs.next_due(runtime.clock(), POLL)
                 else:
+                    reloader.check()  # the tracking server's copy, led or not
                     wake = runtime.clock() + POLL
                 delay = max((wake - runtime.clock()).total_seconds(), 0.05)
                 with contextlib.suppress(TimeoutError):

@@ -103,6 +103,43 @@ class Checkpointer:
 
 _checkpointer: Checkpointer | None = None
 
+# pg_advisory_lock key of the migrations: any fixed bigint; this one is b"nurtured".
+MIGRATION_LOCK = 0x6E75727475726564
+
+
+@asynccontextmanager
+async def migration_lock(url: str) -> AsyncIterator[None]:
+    """Held while migrating, so that processes started together migrate one at a time
+    (the first applies, the others find nothing left to do). PostgreSQL: a session
+    advisory lock, released when its connection closes (also when the holder dies).
+    SQLite: an ``flock`` on ``<database>.migrate-lock`` next to the file; an in-memory
+    database has one process anyway. Other backends: none."""
+    path = sqlite_path(url)
+    if path is not None:
+        import fcntl
+
+        with open(f"{path}.migrate-lock", "a") as handle:  # noqa: ASYNC230 - instant
+            await asyncio.to_thread(fcntl.flock, handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+        return
+    config = expand_db_url(url)
+    if not config["engine"].endswith(("asyncpg", "psycopg")):
+        yield
+        return
+    import asyncpg  # type: ignore[import-untyped]
+
+    credentials = {k: v for k, v in config["credentials"].items()
+                   if k in ("host", "port", "user", "password", "database", "ssl")}  # fmt: skip
+    conn = await asyncpg.connect(**credentials)
+    try:
+        await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK)
+        yield
+    finally:
+        await conn.close()  # closing the session releases the lock
+
 
 async def open_db(url: str, *, upgrade: bool = True) -> None:
     """Connect, and bring the schema up to date in place (migrations are idempotent);
@@ -110,7 +147,8 @@ async def open_db(url: str, *, upgrade: bool = True) -> None:
     global _checkpointer
     config = tortoise_config(url)
     if upgrade:
-        await migrate(config=config)
+        async with migration_lock(url):
+            await migrate(config=config)
     await Tortoise.init(config=config)
     path = sqlite_path(url)
     if path is not None:

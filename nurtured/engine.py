@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Collection
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -34,7 +35,7 @@ from nurtured.exceptions import (
     SendError,
     TransientSendError,
 )
-from nurtured.lease import DUE_STATES, holder_is_dead, lease_due
+from nurtured.lease import DUE_STATES, holder_is_dead, holder_of, lease_due
 from nurtured.limits import LimitedTransport
 from nurtured.mailer import Transport
 from nurtured.marks import StartMarks
@@ -104,7 +105,7 @@ class Engine:
 
     # -- one pass -------------------------------------------------------------------------
 
-    async def recover(self, now: datetime) -> int:
+    async def recover(self, now: datetime, gone: Collection[str] = ()) -> int:
         """Take back claims cut off by a crash; return how many.
 
         A claim whose SMTP transaction had not begun (``claimed``) is certainly not
@@ -112,9 +113,11 @@ class Engine:
         whose transaction had begun (``sending``) may have been delivered: it becomes
         ``unknown``, reported, never resent. Claims of a process of this machine that is
         gone are taken back at once (a daemon restarted by its supervisor); anyone
-        else's only when their lease has run out.
+        else's only when their lease has run out, or at once when named in ``gone``
+        (lease holders, ``host-pid-start``, known to be dead: scale-out workers whose
+        heartbeat in Redis stopped).
         """
-        dead = await self._dead_holders(now)
+        dead = await self._dead_holders(now, gone)
         counts = await self._take_back(Q(lead_id__in=list(dead.values())), now) if dead else {}
         if dead:
             await Enrollment.filter(id__in=list(dead)).update(lease=None, next_due_at=now)
@@ -130,7 +133,7 @@ class Engine:
             log.info("%d held leads woken: their streams have new steps", woken)
         return requeued + unknown
 
-    async def _dead_holders(self, now: datetime) -> dict[int, int]:
+    async def _dead_holders(self, now: datetime, gone: Collection[str] = ()) -> dict[int, int]:
         """Enrollments (id -> lead id) leased by a process of this machine that is gone.
 
         A live lease ends within ``LEASE`` from now, so the scan is the index range of
@@ -139,7 +142,8 @@ class Engine:
             state__in=DUE_STATES, next_due_at__gt=now, next_due_at__lte=now + LEASE,
             lease__not_isnull=True,
         ).values_list("id", "lead_id", "lease")  # fmt: skip
-        return {pk: lead_id for pk, lead_id, lease in leased if holder_is_dead(lease)}
+        return {pk: lead_id for pk, lead_id, lease in leased
+                if holder_is_dead(lease) or holder_of(lease) in gone}  # fmt: skip
 
     async def _take_back(self, where: Q, now: datetime) -> dict[str, int]:
         async with in_transaction():

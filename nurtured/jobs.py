@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Collection
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -30,15 +31,22 @@ def make_engine(runtime: Runtime) -> Engine:
 
 
 async def send_due(
-    runtime: Runtime, now: datetime | None = None, *, stop: asyncio.Event | None = None
+    runtime: Runtime,
+    now: datetime | None = None,
+    *,
+    stop: asyncio.Event | None = None,
+    max_batches: int = 10_000,
 ) -> PassReport:
-    """Send everything due at ``now`` (default: the runtime's clock), or until ``stop``."""
-    return await make_engine(runtime).run_due(now or runtime.clock(), stop=stop)
+    """Send everything due at ``now`` (default: the runtime's clock), or until ``stop``
+    or ``max_batches`` batches."""
+    engine = make_engine(runtime)
+    return await engine.run_due(now or runtime.clock(), stop=stop, max_batches=max_batches)
 
 
-async def recover(runtime: Runtime, now: datetime | None = None) -> int:
-    """Mark long-interrupted sends unknown and wake held leads whose streams grew."""
-    return await make_engine(runtime).recover(now or runtime.clock())
+async def recover(runtime: Runtime, now: datetime | None = None, gone: Collection[str] = ()) -> int:
+    """Take back sends cut off by a crash (``gone``: lease holders known to be dead) and
+    wake held leads whose streams grew."""
+    return await make_engine(runtime).recover(now or runtime.clock(), gone)
 
 
 async def check_sla(runtime: Runtime, now: datetime | None = None) -> dict[str, int]:

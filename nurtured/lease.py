@@ -28,9 +28,19 @@ _HOST = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:6]
 _START = secrets.token_hex(2)  # tells this process from an earlier one with the same pid
 
 
+def holder() -> str:
+    """This process, as its leases name it: ``host-pid-start``."""
+    return f"{_HOST}-{os.getpid()}-{_START}"
+
+
+def holder_of(lease: str) -> str:
+    """The ``host-pid-start`` part of a lease."""
+    return lease.rsplit("-", 1)[0]
+
+
 def new_lease() -> str:
     """``host-pid-start-random``, at most 30 characters (the column holds 32)."""
-    return f"{_HOST}-{os.getpid()}-{_START}-{secrets.token_hex(4)}"
+    return f"{holder()}-{secrets.token_hex(4)}"
 
 
 def holder_is_dead(lease: str) -> bool:

@@ -313,7 +313,10 @@ async def start_server(runtime: Runtime, *, listen: tuple[str, int] | None = Non
         logger=ServerLog(server_logger),
     )
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
+    # With arq, several `nurtured run` on one machine may share the port (the kernel
+    # spreads the connections); each is stateless, so any of them answers any request.
+    shared = runtime.app.settings.queue.backend == "arq"
+    site = web.TCPSite(runner, host, port, reuse_port=shared or None)
     try:
         await site.start()
     except BaseException:

@@ -72,7 +72,7 @@ def format_sales(data: dict[str, Any]) -> str:
     lines = ["stages: " + (", ".join(f"{k} {v}" for k, v in data["stages"].items()) or "none")]
     for email, lacks in list(data["mql_lacking"].items())[:20]:
         lines.append(f"  MQL {email} lacks: {', '.join(lacks) or 'nothing (hand it off)'}")
-    if data["mql_rules"]:
+    if data.get("mql_rules"):
         lines.append("rules that moved leads to MQL: " + ", ".join(
             f"{rule} {v['points']:+d} ({v['leads']} leads)" for rule, v in data["mql_rules"].items()
         ))  # fmt: skip

@@ -1,0 +1,1 @@
+"""Running many processes: leader lease, worker heartbeats, the singletons."""
