@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-import sys
 from datetime import datetime
 from importlib import resources
 from pathlib import Path
@@ -15,30 +14,59 @@ import click
 
 from nurtured import __version__
 from nurtured.app import App, load_app
-from nurtured.cli_base import config_option, now_option, run_async, utcnow, with_app
+from nurtured.cli_base import (
+    CONFIG_KEY,
+    NurturedGroup,
+    config_option,
+    now_option,
+    run_async,
+    utcnow,
+    with_app,
+)  # fmt: skip
 from nurtured.cockpit.cli import simulate
 from nurtured.data import cli as data_cli
 from nurtured.exceptions import ConfigError, LeadError
 from nurtured.fit.commands import companies, leads_requalify
 from nurtured.intake import make_input, upsert
+from nurtured.lead_view import entry_lines, entry_reasons, lead_lines, status_lines
+from nurtured.logs import Format
+from nurtured.logs import set_levels as set_log_levels
+from nurtured.logs import setup as setup_logging
 from nurtured.models import LeadStage, LeadStatus
 from nurtured.queries import find_lead, lead_timeline, status
 from nurtured.report.command import report_cmd
 from nurtured.sales.cli import alert_consults, handoff, handoffs, lead_set
+from nurtured.scheduler import lead_zone
 from nurtured.splits.cli import splits_cmd
+from nurtured.when import shown_both
 
 
-@click.group()
+@click.group(cls=NurturedGroup)
 @click.version_option(__version__, prog_name="nurtured")
-@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
-def main(verbose: int) -> None:
+@click.option("-v", "--verbose", count=True,
+              help="More log output: -v the HTTP access log (and INFO everywhere), -vv debug, "
+                   "-vvv the libraries' debug too.")  # fmt: skip
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default=None,
+    help="Log lines as text or one JSON object each (default: [log] format).",
+)
+@click.option("--debug-all", is_flag=True, help="Debug lines from every library (SQL included).")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="The config file for any command (a --config after the command wins).",
+)
+@click.pass_context
+def main(
+    ctx: click.Context, verbose: int, log_format: Format | None, debug_all: bool,
+    config_path: Path | None,
+) -> None:  # fmt: skip
     """nurtured: walks leads through email content streams until they are ready for sales."""
-    level = logging.WARNING - 10 * verbose
-    logging.basicConfig(
-        level=max(level, logging.DEBUG),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    ctx.meta[CONFIG_KEY] = config_path
+    setup_logging(verbose, log_format, debug_all=debug_all, command=ctx.invoked_subcommand)
 
 
 @main.command()
@@ -72,7 +100,7 @@ def validate(config_path: Path) -> None:
         app = load_app(config_path)
     except ConfigError as exc:
         for problem in exc.problems:
-            click.echo(str(problem))
+            click.echo(f"error: {problem}")
         click.echo(f"{len(exc.problems)} problem(s) found", err=True)
         raise SystemExit(1) from None
     steps = sum(len(s.steps) for s in app.catalog.streams.values())
@@ -112,6 +140,12 @@ async def leads_add(app: App, email: str, now: datetime | None, **fields: Any) -
     if report.suppressed:
         where = f"suppressed ({report.suppressed[item.email]}): not enrolled"
     click.echo(f"{item.email}: {'created' if report.created else 'updated'}; {where}")
+    if report.enrolled and not report.to_sales:  # why not the streams its interests name
+        named = {i.lower() for i in item.interests}
+        for stream_id, entered, why in entry_reasons(app.catalog, item.source, item.interests):
+            entry = app.catalog.streams[stream_id].entry
+            if not entered and entry is not None and named & entry.interests:
+                click.echo(f"  not {stream_id}: {why}")
     await alert_consults(app, report.to_sales, now or utcnow())
 
 
@@ -128,34 +162,19 @@ def lead() -> None:
 @run_async
 @with_app
 async def lead_show(app: App, email: str, as_json: bool, now: datetime | None) -> None:
-    """A lead's profile and timeline, and its score as the sum of its causes."""
+    """A lead's profile, its score as the sum of its causes, enrollments, why it enters
+    each stream or not, and its timeline, on the lead's clock."""
     data = await lead_timeline(await find_lead(email), now=now or utcnow(),
                                half_life=app.settings.scoring.half_life)  # fmt: skip
+    reasons = entry_reasons(app.catalog, data["source"], data["interests"])
     if as_json:
+        data["entry_rules"] = [{"stream": s, "enters": e, "why": w} for s, e, w in reasons]
         click.echo(json.dumps(data, indent=2))
         return
-    click.echo(f"{data['email']}  {data['name']}  {data['title']}  {data['company'] or ''}")
-    interests = ", ".join(data["interests"]) or "-"
-    click.echo(
-        f"stage {data['stage']}, status {data['status']}, score {data['score']}, "
-        f"source {data['source'] or '-'}, "
-        f"interests {interests}, tz {data['timezone'] or '-'}"
-    )
-    click.echo(f"score {data['score']} = the sum of its causes, as of {data['score_at']}:")
-    for part in data["score_causes"]:
-        how = (f"{part['given']:+d} given in {part['changes']}, decaying" if part["decays"]
-               else "profile, no decay")  # fmt: skip
-        click.echo(f"  {part['now']:>+5d}  {part['rule']:<16} {how}; {part['cause']}")
-    click.echo("enrollments:")
-    for e in data["enrollments"]:
-        due = f" next {e['next_due_at']}" if e["next_due_at"] else ""
-        why = f" ({e['reason']})" if e["reason"] else ""
-        click.echo(f"  {e['stream']:<20} {e['state']:<8} step {e['position']}{due}{why}")
-    click.echo("timeline:")
-    for item in data["timeline"]:
-        extra = {k: v for k, v in item.items() if k not in ("at", "what", "stream") and v}
-        details = " ".join(f"{k}={v}" for k, v in extra.items())
-        click.echo(f"  {item['at']}  {item['what']:<14} {item['stream'] or '':<16} {details}")
+    entry = entry_lines(data["source"], data["interests"], reasons,
+                        app.settings.intake.sales_sources)  # fmt: skip
+    zone = lead_zone(data["timezone"] or "", app.rules)
+    click.echo("\n".join(lead_lines(data, zone, entry)))
 
 
 @main.command()
@@ -207,7 +226,8 @@ async def move(app: App, email: str, stream_id: str, now: datetime | None) -> No
         lead_row.status = LeadStatus.ACTIVE
         await lead_row.save(update_fields=["status"])
     enrollment = await move_lead(lead_row, stream_id, app.catalog, app.rules, now or utcnow())
-    due = enrollment.next_due_at.isoformat() if enrollment.next_due_at else "-"
+    zone = lead_zone(lead_row.timezone or "", app.rules)
+    due = shown_both(enrollment.next_due_at, zone) if enrollment.next_due_at else "-"
     click.echo(f"{lead_row.email}: now in {enrollment.stream_id} ({enrollment.state}), "
                f"next email {due}")  # fmt: skip
 
@@ -217,13 +237,16 @@ async def move(app: App, email: str, stream_id: str, now: datetime | None) -> No
 @click.option("--once", is_flag=True, help="Process what is due now, then exit.")
 @now_option
 def run(config_path: Path, once: bool, now: datetime | None) -> None:
-    """Run the daemon (SIGINT/SIGTERM finish the current batch and exit).
+    """Run the daemon: SIGINT/SIGTERM finish the current batch and exit, SIGHUP reloads
+    config, streams and templates. With --now and without --once its clock starts there
+    and runs on.
 
-    With --now and without --once, the clock stands still at that time. `--now` sends for
-    real, records deliveries and moves leads on: to see what would happen without doing
-    it, use `nurtured simulate`."""
+    `--now` sends for real, records deliveries and moves leads on: to see what would
+    happen without doing it, use `nurtured simulate`."""
     from nurtured.daemon import serve
 
+    if once:
+        set_log_levels(long_running=False)  # one pass says its result itself
     run_async(serve)(config_path, once=once, now=now)
 
 
@@ -257,14 +280,7 @@ async def status_cmd(app: App, now: datetime | None, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(data, indent=2))
         return
-    click.echo(f"as of {data['now']}")
-    for stream_id, info in data["streams"].items():
-        states = ", ".join(f"{k} {v}" for k, v in sorted(info["states"].items()))
-        click.echo(f"  {stream_id:<20} {states}; due now {info['due_now']}, "
-                   f"next due {info['next_due_at'] or '-'}")  # fmt: skip
-    click.echo("deliveries: " + (", ".join(f"{k} {v}" for k, v in data["deliveries"].items())
-                                 or "none"))  # fmt: skip
-    click.echo("leads: " + (", ".join(f"{k} {v}" for k, v in data["leads"].items()) or "none"))
+    click.echo("\n".join(status_lines(data, app.settings.sending.timezone)))
 
 
 leads.add_command(leads_requalify)

@@ -4,7 +4,8 @@ clear errors, and opening the project."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Coroutine
+import sys
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from datetime import UTC, datetime
 from functools import wraps
 from pathlib import Path
@@ -13,21 +14,36 @@ from typing import Any, ParamSpec, TypeVar
 import click
 
 from nurtured.app import load_app
-from nurtured.db import database
 from nurtured.exceptions import ConfigError, NurturedError
 
-__all__ = ["aware", "config_option", "now_option", "parse_now", "run_async", "utcnow", "with_app"]
+__all__ = [
+    "NurturedGroup", "aware", "config_option", "now_option", "parse_now", "run_async", "utcnow",
+    "with_app",
+]  # fmt: skip
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+CONFIG_KEY = "nurtured.config"  # ctx.meta: the --config given before the subcommand
+DEFAULT_CONFIG = Path("config.toml")
+
+
+def _config_path(ctx: click.Context, _param: click.Parameter, value: Path | None) -> Path:
+    """--config after the subcommand wins; else the one before it; else ./config.toml."""
+    if value is not None:
+        return value
+    before: Path | None = ctx.meta.get(CONFIG_KEY)
+    return before or DEFAULT_CONFIG
+
 
 config_option = click.option(
     "--config",
     "config_path",
     type=click.Path(path_type=Path, dir_okay=False),
-    default=Path("config.toml"),
-    show_default=True,
-    help="The config file; streams/ and templates/ are found relative to it.",
+    default=None,
+    callback=_config_path,
+    help="The config file (default: the --config before the command, else config.toml); "
+    "streams/ and templates/ are found relative to it.",
 )
 
 
@@ -61,7 +77,8 @@ def utcnow() -> datetime:
 
 
 def run_async(func: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, R]:
-    """Run an async command; NurturedError becomes a clear message and exit 1."""
+    """Run an async command; NurturedError becomes ``error: ...`` lines and exit 1 (or
+    the error's ``exit_code``: 3 for StartupError)."""
 
     @wraps(func)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
@@ -69,11 +86,11 @@ def run_async(func: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, R]:
             return asyncio.run(func(*args, **kwargs))
         except ConfigError as exc:
             for problem in exc.problems:
-                click.echo(str(problem), err=True)
+                click.echo(f"error: {problem}", err=True)
             raise SystemExit(1) from None
         except NurturedError as exc:
             click.echo(f"error: {exc}", err=True)
-            raise SystemExit(1) from None
+            raise SystemExit(getattr(exc, "exit_code", 1)) from None
 
     return wrapper
 
@@ -83,8 +100,41 @@ def with_app(func: Callable[..., Awaitable[R]]) -> Callable[..., Coroutine[Any, 
 
     @wraps(func)
     async def wrapper(config_path: Path, **kwargs: Any) -> R:
+        from nurtured.talk import opened_database
+
         app = load_app(config_path)
-        async with database(app.settings.database.url):
+        async with opened_database(app.settings.database.url):
             return await func(app, **kwargs)
 
     return wrapper
+
+
+class NurturedGroup(click.Group):
+    """click's group, with every error as ``error: ...`` on stderr (click writes "Error:").
+
+    Exit codes: 0 done; 1 bad input (a config, stream, template, lead or file); 2 a
+    command line click could not parse (the usage line comes first); 3 the daemon could
+    not start as configured (a busy port, a missing permission).
+    """
+
+    def main(
+        self, args: Sequence[str] | None = None, prog_name: str | None = None,
+        complete_var: str | None = None, standalone_mode: bool = True, **extra: Any,
+    ) -> Any:  # fmt: skip
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, False, **extra)
+        try:
+            result = super().main(args, prog_name, complete_var, False, **extra)
+        except click.UsageError as exc:
+            if exc.ctx is not None:
+                click.echo(exc.ctx.get_usage(), err=True)
+                click.echo(f"Try '{exc.ctx.command_path} --help' for help.", err=True)
+            click.echo(f"error: {exc.format_message()}", err=True)
+            sys.exit(exc.exit_code)
+        except click.ClickException as exc:
+            click.echo(f"error: {exc.format_message()}", err=True)
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            click.echo("error: aborted", err=True)
+            sys.exit(1)
+        sys.exit(result if isinstance(result, int) else 0)

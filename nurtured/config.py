@@ -21,6 +21,7 @@ from nurtured.config_sections import (
     Inbox,
     Intake,
     Limits,
+    Log,
     Queue,
     Report,
     Scoring,
@@ -131,6 +132,7 @@ class _Config(Model):
     inbox: Inbox = Inbox()
     bots: Bots = Bots()
     queue: Queue = Queue()
+    log: Log = Log()
     limits: Limits = Limits()
     suppression: SuppressionList = SuppressionList()
     fit: Fit = Fit()
@@ -270,6 +272,7 @@ class Settings:
     inbox: Inbox = field(default_factory=Inbox)
     bots: Bots = field(default_factory=Bots)
     queue: Queue = field(default_factory=Queue)
+    log: Log = field(default_factory=Log)
     limits: Limits = field(default_factory=Limits)
     suppression: SuppressionList = field(default_factory=SuppressionList)
     fit: Fit = field(default_factory=Fit)
@@ -349,6 +352,7 @@ def load_config(path: Path, *, environ: Mapping[str, str] | None = None) -> Sett
         inbox=raw.inbox,
         bots=raw.bots,
         queue=raw.queue,
+        log=raw.log,
         limits=raw.limits,
         suppression=raw.suppression,
         fit=raw.fit,

@@ -212,6 +212,12 @@ class Queue(Model):
     liveness: PositiveDuration = timedelta(seconds=10)
 
 
+class Log(Model):
+    """How the daemon's log lines look (``--log-format`` overrides it)."""
+
+    format: Literal["text", "json"] = "text"
+
+
 class Warmup(Model):
     """A new sending domain's ramp: ``first_day`` emails a day on ``start`` (and before),
     ``factor`` times more each day after, until ``daily_cap`` (if set)."""

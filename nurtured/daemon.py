@@ -1,16 +1,16 @@
 """The runner: the walk in a loop, the tracking server, the inbox, live reload, clean stop.
 
 Lifecycle: load and validate everything (refuse to start on any problem), open the
-database (migrating in place), start the transport, recover interrupted sends, start
-the HTTP server (tracking and intake) and the inbox reader, then loop: process due
-work, sleep until the next due time or the poll interval. With ``[queue] backend =
-"arq"`` the sending is left to ``nurtured worker`` processes; this loop serves HTTP and
-tries for the leader lease, and the leader runs the inbox reader and the tick (one
-process at a time: ``nurtured.scaleout``). SIGINT or SIGTERM lets the batch in hand
-finish (its claims are recorded), then stops the server and the inbox reader and
-closes the transport and the database. Edited config/streams/templates are
-re-validated while running; a bad edit is logged with file, key and reason and the last
-good version stays.
+database (migrating in place), start the transport, recover interrupted sends, start the
+HTTP server (tracking and intake) and the inbox reader, then loop: process due work,
+sleep until the next due time or the poll interval. With ``[queue] backend = "arq"`` the
+sending is left to ``nurtured worker`` processes; this loop serves HTTP and tries for
+the leader lease, and the leader runs the inbox reader and the tick (one process at a
+time: ``nurtured.scaleout``). SIGINT or SIGTERM lets the batch in hand finish (its
+claims are recorded), then stops the server and the inbox reader and closes the
+transport and the database. Edited config/streams/templates are re-validated while
+running (and at once on SIGHUP); a bad edit is one log line with file, key and reason,
+and the last good version stays. What it says at start and per pass is in talk.py.
 """
 
 from __future__ import annotations
@@ -20,13 +20,14 @@ import contextlib
 import gc
 import logging
 import signal
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from nurtured import jobs
+from nurtured import jobs, talk
 from nurtured.app import Runtime, load_app, make_transport
-from nurtured.db import database
+from nurtured.logs import use_config_format
 from nurtured.outcomes import PassReport
 from nurtured.redact import guard_logs
 
@@ -36,21 +37,34 @@ POLL = timedelta(seconds=5)
 
 
 async def serve(config_path: Path, *, once: bool = False, now: datetime | None = None) -> None:
+    """``now`` with ``once``: that pass at that time. ``now`` alone: the daemon's clock
+    starts at ``now`` and runs on from there (replays, tests)."""
     app = load_app(config_path)  # any problem: refuse to start, with the same messages
+    use_config_format(app.settings.log.format)
     guard_logs()  # no delivery token in a log line, from the first SQL statement on
-    async with database(app.settings.database.url):
+    async with talk.opened_database(app.settings.database.url):
         transport = make_transport(app.settings)
-        await transport.start()
+        if app.settings.mail.transport == "outbox":
+            with talk.naming("mail.outbox", app.settings.mail.outbox):
+                await transport.start()
+        else:
+            await transport.start()
         runtime = Runtime(app, transport)
-        if now is not None and not once:  # replays and tests: the clock stands still
-            runtime.clock = lambda: now
         try:
             if once:
                 await run_once(runtime, now)
             else:
+                if now is not None:
+                    runtime.clock = running_from(now)
                 await run_forever(runtime, config_path)
         finally:
             await transport.close()
+
+
+def running_from(start: datetime) -> Callable[[], datetime]:
+    """A clock that reads ``start`` now and advances with real time."""
+    began = time.monotonic()
+    return lambda: start + timedelta(seconds=time.monotonic() - began)
 
 
 async def run_once(runtime: Runtime, now: datetime | None) -> PassReport:
@@ -75,7 +89,8 @@ async def run_once(runtime: Runtime, now: datetime | None) -> PassReport:
         if stats.counts:
             print("inbox: " + ", ".join(f"{k} {v}" for k, v in sorted(stats.counts.items())))
     report = await jobs.send_due(runtime, now)
-    print(f"run --once: {report.summary()}")
+    at = now or runtime.clock()
+    print(talk.once_line(report, at, await talk.soonest_due(), runtime.app.rules))
     return report
 
 
@@ -90,32 +105,46 @@ def freeze_startup_heap() -> None:
 @contextlib.asynccontextmanager
 async def side_services(
     runtime: Runtime, reloader: jobs.Reloader, stop: asyncio.Event
-) -> AsyncIterator[None]:
-    """The HTTP server and the inbox reader, for as long as the loop runs. With arq, the
-    inbox reader (and the tick) run in whichever process leads (``nurtured.scaleout``);
-    this one tries for the lead like every worker."""
+) -> AsyncIterator[list[str]]:
+    """The HTTP server and the inbox reader, for as long as the loop runs; yields what
+    they serve, in words (for the start lines). With arq, the inbox reader (and the tick)
+    run in whichever process leads (``nurtured.scaleout``); this one tries for the lead
+    like every worker."""
     settings = runtime.app.settings
+    said: list[str] = []
+    if settings.inbox.source == "maildir":  # a refusal here is said before anything starts
+        from nurtured.inbox.source import MaildirSource
+
+        maildir = settings.path(settings.inbox.maildir)
+        with talk.naming("inbox.maildir", maildir):
+            await MaildirSource(maildir).open()
     tasks: list[asyncio.Task[None]] = []
     async with contextlib.AsyncExitStack() as stack:
         if settings.http.enabled:
             from nurtured.tracking import start_server
 
-            runner = await start_server(runtime)
+            host, port = settings.http.listen
+            with talk.naming("http.listen", f"{host}:{port}"):
+                runner = await start_server(runtime)
             stack.push_async_callback(runner.cleanup)
             freeze_startup_heap()
-            log.info("tracking and intake on http://%s:%d", *settings.http.listen)
+            said.append(f"listening on http://{host}:{port} (tracking links, intake API, "
+                        "/healthz, /metrics)")  # fmt: skip
+        else:
+            said.append("HTTP server off ([http] enabled = false): links in emails are not tracked")
         if settings.queue.backend == "arq":
             from nurtured.worker import connect, leadership
 
             redis = await connect(settings)
             stack.push_async_callback(redis.aclose)
             await stack.enter_async_context(leadership(runtime, reloader, redis, stop))
+            said.append("inbox reader, tick and SLA timer: in the process holding the leader lease")
         elif settings.inbox.source != "none":
             from nurtured.inbox import run_inbox
 
             tasks.append(asyncio.create_task(run_inbox(runtime, stop), name="inbox"))
         try:
-            yield
+            yield said
         finally:
             stop.set()
             for task in tasks:
@@ -124,35 +153,56 @@ async def side_services(
 
 
 async def run_forever(runtime: Runtime, config_path: Path) -> None:
-    stop = asyncio.Event()
+    stop, hup = asyncio.Event(), asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    settings = runtime.app.settings
-    embedded = settings.queue.backend == "embedded"
-    log.info("nurtured running: %d streams, transport %s, sending %s",
-             len(runtime.app.catalog.streams), settings.mail.transport,
-             "here" if embedded else "by arq workers")  # fmt: skip
+    loop.add_signal_handler(signal.SIGHUP, hup.set)
+    embedded = runtime.app.settings.queue.backend == "embedded"
     total = PassReport()
     reloader = jobs.Reloader(runtime, config_path)
+    activity = talk.Activity()
+    started = False
     try:
+        await activity.start()
         await jobs.recover(runtime)
-        async with side_services(runtime, reloader, stop):
+        async with side_services(runtime, reloader, stop) as serving:
+            for line in [*await talk.start_lines(runtime.app, runtime.clock()), *serving]:
+                log.info("%s", line)
+            started = True
             while not stop.is_set():
-                if embedded:  # with arq, the leader's tick does all this
-                    if reloader.check():
+                report = PassReport()
+                if embedded:  # with arq, the leader's tick does the rest
+                    if reloader.check(force=hup.is_set()):
+                        use_config_format(runtime.app.settings.log.format)
                         await jobs.recover(runtime)  # wakes held leads when streams grew
+                    hup.clear()
                     await jobs.check_sla(runtime)
                     report = await jobs.send_due(runtime, stop=stop)
                     total.counts.update(report.counts)
                     wake = await jobs.next_due(runtime.clock(), POLL)
-                else:
-                    reloader.check()  # the tracking server's copy, led or not
+                else:  # the tracking server's copy, led or not
+                    if reloader.check(force=hup.is_set()):
+                        use_config_format(runtime.app.settings.log.format)
+                    hup.clear()
                     wake = runtime.clock() + POLL
+                said = talk.pass_line(report, await activity.take())
+                if said:
+                    log.info("%s", said)
                 delay = max((wake - runtime.clock()).total_seconds(), 0.05)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=delay)
+                await first_of(stop, hup, seconds=delay)
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.remove_signal_handler(sig)
-        log.info("nurtured stopped: %s", total.summary() if embedded else "workers send")
+        if started:
+            log.info("nurtured stopped: %s", total.summary() if embedded else "workers send")
+
+
+async def first_of(*events: asyncio.Event, seconds: float) -> None:
+    """Return when one of ``events`` is set, or after ``seconds``."""
+    waits = [asyncio.ensure_future(event.wait()) for event in events]
+    try:
+        await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for wait in waits:
+            wait.cancel()

@@ -194,7 +194,7 @@ class Engine:
                 await asyncio.shield(asyncio.gather(*finishing))
             await self.marks.drain()
         if report.counts:
-            log.info("pass at %s: %s", now.isoformat(), report.summary())
+            log.debug("pass at %s: %s", now.isoformat(), report.summary())  # run says it
         return report
 
     async def process_batch(self, now: datetime, report: PassReport) -> int:

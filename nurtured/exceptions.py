@@ -5,6 +5,8 @@
     │                          (carries every Problem found, each naming file, key, reason)
     ├── LeadError              a lead's data is unusable (bad email, unknown time zone, ...)
     ├── NotFound               a lead, stream or step named on the command line does not exist
+    ├── StartupError           the machine refused what config.toml asks (a busy port, a
+    │                          missing permission): one line naming the key to change
     └── SendError              one message could not be handed to the mail transport
         ├── TransientSendError     try again later (SMTP 4xx, connection refused, timeout
         │                          before DATA): the server certainly did not take the message
@@ -59,6 +61,12 @@ class LeadError(NurturedError):
 
 class NotFound(NurturedError):
     """Something named by the user (lead, stream, step) does not exist."""
+
+
+class StartupError(NurturedError):
+    """The daemon cannot start as configured; the message names the config key to change."""
+
+    exit_code = 3
 
 
 class SendError(NurturedError):

@@ -99,19 +99,20 @@ class Reloader:
         self.config_path = config_path
         self.seen = fingerprint(runtime.app)
 
-    def check(self) -> bool:
-        """True when a new version was loaded."""
+    def check(self, *, force: bool = False) -> bool:
+        """True when a new version was loaded; ``force`` (SIGHUP) loads even unchanged files."""
         current = fingerprint(self.runtime.app)
-        if current == self.seen:
+        if current == self.seen and not force:
             return False
         self.seen = current
         try:
             fresh = load_app(self.config_path)
         except ConfigError as exc:
-            for problem in exc.problems:
-                log.error("reload refused: %s", problem)
-            log.error("keeping the last good config, streams and templates")
+            first, more = (exc.problems[0] if exc.problems else exc), len(exc.problems) - 1
+            also = f" (and {more} more: `nurtured validate` lists them)" if more else ""
+            log.error("reload refused, the last good version kept: %s%s", first, also)
             return False
         self.runtime.app = fresh
-        log.info("reloaded: %d streams", len(fresh.catalog.streams))
+        log.info("reloaded %s: %d streams, %d templates", self.config_path,
+                 len(fresh.catalog.streams), len(fresh.renderer.template_names()))  # fmt: skip
         return True

@@ -164,6 +164,26 @@ class Entry:
             return False
         return not self.interests or any(i.lower() in self.interests for i in interests)
 
+    def explain(self, source: str | None, interests: Iterable[str]) -> str:
+        """Why ``matches`` says what it says, naming the field that decided."""
+        wanted = [i.lower() for i in interests]
+        if self.sources and (source or "").lower() not in self.sources:
+            return f"source {_said(source)} is not in entry.sources {_listed(self.sources)}"
+        if self.interests and not any(i in self.interests for i in wanted):
+            return (f"interests {_listed(wanted) if wanted else '(none)'} have none of "
+                    f"entry.interests {_listed(self.interests)}")  # fmt: skip
+        by_source = f"source {_said(source)}" if self.sources else "any source"
+        hit = sorted({i for i in wanted if i in self.interests})
+        return f"{by_source} and {f'interest {hit[0]}' if hit else 'any interest'} match"
+
+
+def _said(value: str | None) -> str:
+    return f'"{value}"' if value else "(none)"
+
+
+def _listed(values: Iterable[str]) -> str:
+    return "[" + ", ".join(sorted(values)) + "]"
+
 
 @dataclass(frozen=True)
 class Transitions:

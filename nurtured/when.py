@@ -17,6 +17,11 @@ Italian "mai" = never) count only after a time word ("in May", "ab Mai") or at t
 start of the text; after a short one that is also "to", "of" or "no" ("a", "de", "em")
 only in the word's own language. ``language`` is the lead's, when known: then "set",
 "ago", "mai", "marco" and "julio" are months only in a language where they are one.
+
+And the other way, a moment as people read it: ``shown(at, zone)`` is
+"2026-11-24 10:00:00 +01:00" (on the zone's clock, with its offset, to the second), and
+``shown_both(at, zone)`` adds the UTC time: "2026-11-24 10:00:00 +01:00 (09:00:00 UTC)".
+Every time the command line and the daemon print goes through these two.
 """
 
 from __future__ import annotations
@@ -24,11 +29,11 @@ from __future__ import annotations
 import calendar
 import re
 import unicodedata
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 
 from nurtured.inbox.dates import MONTHS, fold, stated_dates
 
-__all__ = ["fold_chars", "fold_text", "later_date"]
+__all__ = ["fold_chars", "fold_text", "later_date", "shown", "shown_both"]
 
 HORIZON = timedelta(days=5 * 366)
 
@@ -262,3 +267,18 @@ def later_date(text: str, today: date, language: str | None = None) -> date | No
     ]
     future = [d for d in found if today < d <= today + HORIZON]
     return max(future, default=None)
+
+
+def shown(at: datetime, zone: tzinfo) -> str:
+    """``at`` on ``zone``'s clock with its offset, rounded to the second."""
+    local = (at + timedelta(microseconds=500_000)).astimezone(zone).replace(microsecond=0)
+    offset = local.strftime("%z")
+    return f"{local:%Y-%m-%d %H:%M:%S} {offset[:3]}:{offset[3:]}"
+
+
+def shown_both(at: datetime, zone: tzinfo) -> str:
+    """``shown`` and the same moment in UTC (its date too when the date differs)."""
+    local = shown(at, zone)
+    utc = (at + timedelta(microseconds=500_000)).astimezone(UTC)
+    same_day = local[:10] == f"{utc:%Y-%m-%d}"
+    return f"{local} ({utc:%H:%M:%S} UTC)" if same_day else f"{local} ({utc:%Y-%m-%d %H:%M:%S} UTC)"

@@ -20,7 +20,8 @@ from nurtured.sales.sla import sla_state
 
 if TYPE_CHECKING:
     from nurtured.alerts import AlertResult
-from nurtured.when import later_date
+from nurtured.scheduler import lead_zone
+from nurtured.when import later_date, shown
 
 
 @click.command("handoff")
@@ -82,21 +83,22 @@ async def handoffs(app: App, as_json: bool, now: datetime | None) -> None:
     at = now or utcnow()
     cal = work_calendar(app)
     remind = app.settings.handoff.remind_before
-    rows = [
-        {"email": lead.email, "owner": h.owner, "state": str(h.state),
-         "handed_at": h.handed_at.isoformat(), "deadline": h.deadline.isoformat(),
-         "age_hours": round((at - h.handed_at).total_seconds() / 3600, 1),
-         "sla": "met" if h.acted_at else sla_state(h.handed_at, at, h.deadline, remind, cal)}
-        for h, lead in await open_handoff_list(at)
-    ]  # fmt: skip
+    rows, deadlines = [], []
+    for h, lead in await open_handoff_list(at):
+        rows.append({"email": lead.email, "owner": h.owner, "state": str(h.state),
+                     "handed_at": h.handed_at.isoformat(), "deadline": h.deadline.isoformat(),
+                     "age_hours": round((at - h.handed_at).total_seconds() / 3600, 1),
+                     "sla": "met" if h.acted_at
+                     else sla_state(h.handed_at, at, h.deadline, remind, cal)})  # fmt: skip
+        deadlines.append(shown(h.deadline, lead_zone(lead.timezone or "", app.rules)))
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
     if not rows:
         click.echo("no open handoffs")
-    for row in rows:
+    for row, deadline in zip(rows, deadlines, strict=True):
         click.echo(f"{row['email']:40} {row['owner']:30} {row['state']:9} "
-                   f"{row['age_hours']:>7}h  {row['sla']}")  # fmt: skip
+                   f"{row['age_hours']:>7}h  {row['sla']:<8} due {deadline}")  # fmt: skip
 
 
 @click.command("set")
