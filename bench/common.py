@@ -305,7 +305,8 @@ def seed(
             conn.executemany(
                 "INSERT INTO delivery (id, content_id, stream_id, step_index, token, "
                 "message_id, subject, status, attempts, claimed_at, sent_at, retry_at, error, "
-                "lead_id) VALUES (?, ?, ?, 0, ?, ?, 'Welcome', 'sent', 1, ?, ?, NULL, '', ?)",
+                "lead_id, variant) "
+                "VALUES (?, ?, ?, 0, ?, ?, 'Welcome', 'sent', 1, ?, ?, NULL, '', ?, '')",
                 (
                     (
                         i + 1,

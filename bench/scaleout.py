@@ -123,8 +123,9 @@ def start_workers(config: Path, count: int, logs: Path) -> Workers:
         started.append((proc, path))
     deadline = time.monotonic() + 60
     for proc, path in started:
-        while "worker ready" not in path.read_text(errors="replace"):
+        while " ready: " not in path.read_text(errors="replace"):
             if proc.poll() is not None or time.monotonic() > deadline:
+                stop_workers(started)  # none left running after the bench
                 raise RuntimeError(f"worker did not start: {path.read_text()[-500:]}")
             time.sleep(0.1)
     return started

@@ -88,11 +88,12 @@ async def send_due_job(ctx: dict[str, Any], now: str | None = None) -> dict[str,
             if stop.is_set():
                 break
             ctx["reloader"].check()
-            report = await jobs.send_due(
-                runtime, _parse_now(now) or runtime.clock(), stop=stop, max_batches=CHUNK
-            )
+            at = _parse_now(now) or runtime.clock()
+            report = await jobs.send_due(runtime, at, stop=stop, max_batches=CHUNK)
             if not report.counts:
                 break
+            # The worker's own account of what it sent (run prints its pass lines itself).
+            log.info("pass at %s: %s", at.isoformat(), report.summary())
             total.update(report.counts)
     return dict(total)
 
