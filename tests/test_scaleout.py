@@ -302,7 +302,7 @@ async def test_run_and_workers_started_together_on_a_fresh_database(
         servers = [procs.start(*run, name=f"run{i}") for i in range(2)]
         workers = [procs.worker(config_path, T1, name=f"w{i}") for i in range(2)]
         for proc in servers:
-            await proc.wait_for("tracking and intake on")
+            await proc.wait_for("listening on http:")
         for proc in workers:
             await proc.wait_for("ready")
         async with database(url), aiohttp.ClientSession() as http:
