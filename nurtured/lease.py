@@ -11,6 +11,7 @@ enrollment.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import hashlib
 import os
@@ -96,6 +97,9 @@ def _lease_sql(postgres: bool) -> str:
     )
 
 
+READ_SLICE = 100  # rows made into models between two yields to the event loop
+
+
 async def lease_due(now: datetime, batch_size: int) -> list[Enrollment]:
     """Lease up to batch_size due enrollments: one UPDATE ... RETURNING (due scan,
     lease and read-back in one statement, each due row's page touched once)."""
@@ -107,7 +111,13 @@ async def lease_due(now: datetime, batch_size: int) -> list[Enrollment]:
     values = [lease, field.to_db_value(now + LEASE, Enrollment), *DUE_STATES,
               field.to_db_value(now, Enrollment), batch_size]  # fmt: skip
     _, rows = await db.execute_query(_lease_sql(db.capabilities.dialect == "postgres"), values)
-    return [Enrollment._init_from_db(**dict(row)) for row in rows]
+    leased: list[Enrollment] = []
+    for start in range(0, len(rows), READ_SLICE):  # the tracking server shares this loop
+        leased.extend(
+            Enrollment._init_from_db(**dict(row)) for row in rows[start : start + READ_SLICE]
+        )
+        await asyncio.sleep(0)
+    return leased
 
 
 async def _lease_in_steps(now: datetime, lease: str, batch_size: int) -> list[Enrollment]:
