@@ -101,3 +101,25 @@ async def test_an_address_change_into_an_existing_lead_merges_it(walk: Walk) -> 
     assert (await Lead.get(id=twin.id)).status == LeadStatus.MERGED
     with pytest.raises(LeadError):
         await merge_leads(lead, lead, MONDAY, HALF_LIFE)
+
+
+async def test_the_report_counts_a_merged_person_once_and_both_emails(walk: Walk) -> None:
+    """The merged row keeps the old address's intro (the survivor got intro too): the
+    report still counts three emails, but two people were new and mailed, not three."""
+    from nurtured.report import build
+    from nurtured.report.queries import Period
+
+    keep, other = await _two_histories(walk)
+    await walk.add("bob@example.com", now=MONDAY - timedelta(days=3))
+    await walk.engine.run_due(MONDAY - timedelta(days=3))  # bob: intro
+    period = Period(MONDAY - timedelta(days=7), MONDAY + timedelta(days=1))
+    before = await build.build(walk.app, period)
+    assert before["emails"]["sent"] == 4  # ada new: intro; ada old: intro, a1; bob: intro
+    assert before["emails"]["leads"] == 3
+    assert (before["funnel"]["total"]["new"], before["funnel"]["total"]["mailed"]) == (3, 3)
+
+    await merge_leads(keep, other, MONDAY, HALF_LIFE)
+    after = await build.build(walk.app, period)
+    assert after["emails"]["sent"] == 4  # every email sent stays counted
+    assert after["emails"]["leads"] == 2  # ada (both addresses) and bob
+    assert (after["funnel"]["total"]["new"], after["funnel"]["total"]["mailed"]) == (2, 2)

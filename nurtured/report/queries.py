@@ -78,6 +78,12 @@ def _touches(d: Dialect) -> str:
       )"""
 
 
+# The lead a sent email counts for, as a person: a merged lead's row (status "merged",
+# nurtured.data.merge) keeps only emails its survivor got too, so it is no extra person
+# (its emails still count as emails).
+PERSON = "CASE WHEN l.status <> 'merged' THEN d.lead_id END"
+
+
 async def email_rows(period: Period, keys: tuple[str, ...]) -> list[tuple[Any, ...]]:
     """Emails sent in the period grouped by ``keys``: each row is the key values, then
     the EMAIL_COLUMNS counts (emails, distinct leads, emails opened by a human, ...).
@@ -99,7 +105,7 @@ async def email_rows(period: Period, keys: tuple[str, ...]) -> list[tuple[Any, .
         WHERE d.status = 'sent' AND {_in("d.sent_at")} {group}
       ),
       sent AS (
-        SELECT {picked}COUNT(*) AS sent, COUNT(DISTINCT d.lead_id) AS leads
+        SELECT {picked}COUNT(*) AS sent, COUNT(DISTINCT {PERSON}) AS leads
         FROM delivery d JOIN lead l ON l.id = d.lead_id
         WHERE d.status = 'sent' AND {_in("d.sent_at")} {group}
       )
@@ -120,9 +126,10 @@ async def funnel_rows(period: Period) -> list[tuple[str, str, int]]:
     d = dialect()
     human = f"NOT {d.flag('e.data', 'machine')}"
     sql = f"""
-      SELECT l.source, 'new', COUNT(*) FROM lead l WHERE {_in("l.created_at")} GROUP BY l.source
+      SELECT l.source, 'new', COUNT(*) FROM lead l
+        WHERE {_in("l.created_at")} AND l.status <> 'merged' GROUP BY l.source
       UNION ALL
-      SELECT l.source, 'mailed', COUNT(DISTINCT d.lead_id) FROM delivery d
+      SELECT l.source, 'mailed', COUNT(DISTINCT {PERSON}) FROM delivery d
         JOIN lead l ON l.id = d.lead_id
         WHERE d.status = 'sent' AND {_in("d.sent_at")} GROUP BY l.source
       UNION ALL
