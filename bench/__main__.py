@@ -33,6 +33,7 @@ BENCHES = {
     "inbound": "inbound classification",
     "scaleout": "emails/s with 1, 2, 3 arq workers (PostgreSQL + Redis)",
     "mixed": "click latency while the engine sends, embedded",
+    "report": "report queries and page over 10k and 100k leads",
 }
 
 
