@@ -113,3 +113,33 @@ async def test_the_period_bounds_emails_and_events(walk: Walk) -> None:
     assert (empty["by_stream"], empty["before"]["handoff"]["average"]) == ({}, None)
     assert empty["emails"]["rates"]["open"] is None
     assert "per email sent: open -" in build.text(empty)
+
+
+async def test_a_report_on_sqlite_reads_beside_an_open_write(walk: Walk) -> None:
+    """On SQLite the report reads on a connection of its own: a transaction held open on
+    the daemon's connection (the engine's claim, the click writer's batch) neither holds
+    the report back nor shows it uncommitted rows. On PostgreSQL the pool does the same."""
+    import asyncio
+
+    from tortoise.transactions import in_transaction
+
+    await scenario(walk)
+    writing, done = asyncio.Event(), asyncio.Event()
+
+    async def writer() -> None:
+        async with in_transaction():
+            await Lead.create(email="pending@example.com", source="webinar",
+                              created_at=MONDAY, updated_at=MONDAY)  # fmt: skip
+            writing.set()
+            await done.wait()  # the transaction stays open until the report is built
+
+    task = asyncio.create_task(writer())
+    await writing.wait()
+    try:
+        data = await asyncio.wait_for(build.build(walk.app, WEEK), timeout=20)
+    finally:
+        done.set()
+        await task
+    assert data["funnel"]["total"]["new"] == 4  # not the uncommitted fifth
+    after = await build.build(walk.app, WEEK)
+    assert after["funnel"]["total"]["new"] == 5  # committed now

@@ -17,6 +17,7 @@ from nurtured.app import App
 from nurtured.report import queries as q
 from nurtured.report import shape
 from nurtured.report.queries import Period
+from nurtured.report.sql import reading
 from nurtured.sales.report import format_sales, sales_report
 from nurtured.splits.report import format_variants, variants_report
 
@@ -68,10 +69,12 @@ async def core(period: Period) -> dict[str, Any]:
 
 
 async def build(app: App, period: Period) -> dict[str, Any]:
-    """The core numbers and every extra section's data."""
-    data = await core(period)
-    for section in SECTIONS:
-        data[section.name] = await section.collect(app, period)
+    """The core numbers and every extra section's data (the aggregate queries on a
+    reading connection of their own: ``sql.reading``)."""
+    async with reading():
+        data = await core(period)
+        for section in SECTIONS:
+            data[section.name] = await section.collect(app, period)
     return data
 
 

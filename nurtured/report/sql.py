@@ -9,12 +9,14 @@ expressions the two dialects spell differently (a JSON flag, a day, an ordered l
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from tortoise import connections
+from tortoise.backends.base.config_generator import expand_db_url
 
 _PARAM = re.compile(r"(?<![:\w]):([a-z_]+)")
 
@@ -75,3 +77,31 @@ async def fetch(sql: str, params: Mapping[str, Any] | None = None) -> list[tuple
     text = _PARAM.sub(placeholder, sql)
     _, rows = await connections.get("default").execute_query(text, values)
     return [tuple(row) if not isinstance(row, Mapping) else tuple(row.values()) for row in rows]
+
+
+@asynccontextmanager
+async def reading() -> AsyncIterator[None]:
+    """For the block, every query of this task (the ORM's and ``fetch``'s) reads a SQLite
+    file on a read-only connection of its own.
+
+    The daemon has one SQLite connection, which the engine, the click writer and the
+    intake take turns on: a report over 100k leads (seconds of queries) would hold each of
+    them back. WAL lets another connection read the committed data meanwhile. PostgreSQL
+    and an in-memory database: the usual connection (a pool, or the only copy)."""
+    client = connections.get("default")
+    path = getattr(client, "filename", None)
+    if dialect().postgres or not isinstance(path, str) or path in ("", ":memory:"):
+        yield
+        return
+    info = connections.db_config["default"]
+    params = dict((expand_db_url(info) if isinstance(info, str) else info)["credentials"])
+    reader = type(client)(**{**params, "connection_name": "default"})
+    try:
+        await reader.execute_script("PRAGMA query_only = ON")  # connects; refuses any write
+        token = connections.set("default", reader)
+        try:
+            yield
+        finally:
+            connections.reset(token)
+    finally:
+        await reader.close()
