@@ -27,6 +27,7 @@ from nurtured.worker import connect, enqueue_sends
 from tests.scaleout import (
     REDIS,
     ROOT,
+    Proc,
     Procs,
     forget_queues,
     pg,
@@ -95,6 +96,7 @@ async def test_three_workers_send_each_due_email_exactly_once(
     assert max(counts.values()) == 1
     assert await Delivery.filter(status=DeliveryStatus.SENT).count() == 10_000
     assert await Delivery.all().count() == 10_000
+    await until(lambda: _logged_sent(workers, 10_000), 15, "the workers' pass lines")
     shares = [proc.sent() for proc in workers]
     assert sum(shares) == 10_000
     assert min(shares) >= 1000, shares  # each worker did a share, not one of them all
@@ -190,6 +192,8 @@ async def test_the_leader_killed_is_replaced(
         return await sent() == 50
 
     await until(all_sent, 30, "the new leader's tick to send")
+    # A pass logs what it sent once its outcomes are saved: the line follows the rows.
+    await until(lambda: _logged_sent([other], 50), 15, "the survivor's pass line")
     assert other.sent() == 50
     assert max(received(smtp_sink).values()) == 1
     expected = [-signal.SIGKILL if proc is leader else 0 for proc in workers]
@@ -264,6 +268,7 @@ async def test_template_edits_reach_every_worker_and_a_bad_edit_is_refused_by_al
     assert len(counts) == 1800
     assert max(counts.values()) == 1
     # Every worker that sent after an edit had looked at it first.
+    await until(lambda: _logged_sent(workers, 1800), 15, "the workers' pass lines")
     refused = [proc for proc in workers if proc.sent(at=T2)]
     reloaded = [proc for proc in workers if proc.sent(at=T3)]
     assert len(refused) >= 2
@@ -343,3 +348,9 @@ async def _logged(text: str, procs: Procs) -> bool:
 
 async def _sent_is(count: int) -> bool:
     return await sent() == count
+
+
+async def _logged_sent(workers: list[Proc], total: int) -> bool:
+    """The workers' pass lines account for ``total`` emails (a pass logs what it sent
+    right after saving it: the rows can be seen a moment before the line)."""
+    return sum(proc.sent() for proc in workers) >= total
