@@ -44,10 +44,9 @@ async def serve(config_path: Path, *, once: bool = False, now: datetime | None =
     guard_logs()  # no delivery token in a log line, from the first SQL statement on
     async with talk.opened_database(app.settings.database.url):
         transport = make_transport(app.settings)
-        if app.settings.mail.transport == "outbox":
-            with talk.naming("mail.outbox", app.settings.mail.outbox):
-                await transport.start()
-        else:
+        mail = app.settings.mail  # an outbox that cannot be made: one line naming the key
+        naming = talk.naming("mail.outbox", mail.outbox) if mail.transport == "outbox" else None
+        with naming or contextlib.nullcontext():
             await transport.start()
         runtime = Runtime(app, transport)
         try:
@@ -90,7 +89,7 @@ async def run_once(runtime: Runtime, now: datetime | None) -> PassReport:
             print("inbox: " + ", ".join(f"{k} {v}" for k, v in sorted(stats.counts.items())))
     report = await jobs.send_due(runtime, now)
     at = now or runtime.clock()
-    print(talk.once_line(report, at, await talk.soonest_due(), runtime.app.rules))
+    print(talk.once_line(report, at, await jobs.soonest_due(), runtime.app.rules))
     return report
 
 
@@ -172,19 +171,18 @@ async def run_forever(runtime: Runtime, config_path: Path) -> None:
             started = True
             while not stop.is_set():
                 report = PassReport()
+                reloaded = reloader.check(force=hup.is_set())  # led or not, with arq too
+                hup.clear()
+                if reloaded:
+                    use_config_format(runtime.app.settings.log.format)
                 if embedded:  # with arq, the leader's tick does the rest
-                    if reloader.check(force=hup.is_set()):
-                        use_config_format(runtime.app.settings.log.format)
+                    if reloaded:
                         await jobs.recover(runtime)  # wakes held leads when streams grew
-                    hup.clear()
                     await jobs.check_sla(runtime)
                     report = await jobs.send_due(runtime, stop=stop)
                     total.counts.update(report.counts)
                     wake = await jobs.next_due(runtime.clock(), POLL)
-                else:  # the tracking server's copy, led or not
-                    if reloader.check(force=hup.is_set()):
-                        use_config_format(runtime.app.settings.log.format)
-                    hup.clear()
+                else:
                     wake = runtime.clock() + POLL
                 said = talk.pass_line(report, await activity.take())
                 if said:

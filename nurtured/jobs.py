@@ -60,15 +60,21 @@ async def due_count(now: datetime) -> int:
     return await Enrollment.filter(state__in=DUE_STATES, next_due_at__lte=now).count()
 
 
-async def next_due(now: datetime, limit: timedelta) -> datetime:
-    """When the soonest enrollment is due, but no later than ``now + limit``."""
+async def soonest_due() -> tuple[datetime, str] | None:
+    """The soonest due time among current enrollments, and that lead's time zone name."""
     first = (
         await Enrollment.filter(state__in=DUE_STATES, next_due_at__not_isnull=True)
         .order_by("next_due_at")
         .first()
-        .only("next_due_at")
+        .values_list("next_due_at", "lead__timezone")
     )
-    soonest = first.next_due_at if first else None
+    return (first[0], first[1] or "") if first else None
+
+
+async def next_due(now: datetime, limit: timedelta) -> datetime:
+    """When the soonest enrollment is due, but no later than ``now + limit``."""
+    first = await soonest_due()
+    soonest = first[0] if first else None
     latest = now + limit
     return min(soonest, latest) if soonest and soonest > now else latest
 

@@ -29,7 +29,7 @@ from nurtured.app import App
 from nurtured.config import DATABASE_ENV, Settings
 from nurtured.db import close_db, open_db, sqlite_path
 from nurtured.exceptions import StartupError
-from nurtured.lease import DUE_STATES
+from nurtured.jobs import soonest_due
 from nurtured.models import CURRENT, Enrollment, Event, EventKind, Lead, LeadStatus
 from nurtured.outcomes import PassReport
 from nurtured.scheduler import SendRules, lead_zone
@@ -37,7 +37,7 @@ from nurtured.when import shown_both
 
 __all__ = [
     "Activity", "due_line", "naming", "once_line", "opened_database", "pass_line",
-    "soonest_due", "start_lines",
+    "start_lines",
 ]  # fmt: skip
 
 # Events worth a word in the pass line, and the word.
@@ -67,17 +67,6 @@ def inbox_line(settings: Settings) -> str:
         how = "IDLE" if imap.idle else f"polled every {imap.poll_interval.total_seconds():.0f} s"
         return f"inbox: IMAP {imap.username}@{imap.host}:{imap.port} {imap.mailbox} ({how})"
     return 'inbox: none ([inbox] source = "none"): replies and bounces are not read'
-
-
-async def soonest_due() -> tuple[datetime, str] | None:
-    """The soonest due time among current enrollments, and that lead's time zone name."""
-    first = (
-        await Enrollment.filter(state__in=DUE_STATES, next_due_at__not_isnull=True)
-        .order_by("next_due_at")
-        .first()
-        .values_list("next_due_at", "lead__timezone")
-    )
-    return (first[0], first[1] or "") if first else None
 
 
 def due_line(now: datetime, soonest: tuple[datetime, str] | None, rules: SendRules) -> str:
